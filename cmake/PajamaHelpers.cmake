@@ -1,0 +1,58 @@
+# Helpers shared by every module's CMakeLists.
+
+set(PAJAMA_WARNINGS -Wall -Wextra -Wshadow)
+
+find_program(PAJAMA_CCACHE ccache)
+if(PAJAMA_CCACHE)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${PAJAMA_CCACHE})
+endif()
+# lld links the LibTorch-heavy executables several times faster than bfd.
+find_program(PAJAMA_LLD ld.lld)
+if(PAJAMA_LLD)
+  add_link_options(-fuse-ld=lld)
+endif()
+
+if(PAJAMA_SANITIZE)
+  list(JOIN PAJAMA_SANITIZE "," _pajama_san)
+  add_compile_options(-fsanitize=${_pajama_san} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${_pajama_san})
+endif()
+
+# pajama_library(NAME SOURCES... [TORCH]): a module library with the project's warnings.
+# TORCH adds LibTorch and a precompiled torch header (torch headers dominate compile time).
+function(pajama_library name)
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
+  if(ARG_TORCH)
+    target_link_libraries(${name} PUBLIC ${TORCH_LIBRARIES})
+    target_precompile_headers(${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
+  endif()
+endfunction()
+
+# pajama_test(NAME SOURCES... LIBS... [LABELS ...] [NP n]): one GoogleTest executable.
+# With NP, the test runs under mpiexec with n ranks and fails (never skips) if MPI cannot start.
+function(pajama_test name)
+  cmake_parse_arguments(ARG "" "NP;TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
+  if(NOT TARGET ${name})
+    add_executable(${name} ${ARG_SOURCES})
+    target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest)
+    target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
+    target_precompile_headers(${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
+  endif()
+  set(test_name ${name})
+  if(ARG_NP)
+    set(test_name ${name}_np${ARG_NP})
+    add_test(NAME ${test_name}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ARG_NP} --oversubscribe
+                     --allow-run-as-root --bind-to none $<TARGET_FILE:${name}> ${ARG_ARGS})
+  else()
+    add_test(NAME ${test_name} COMMAND ${name} ${ARG_ARGS})
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 900)
+  endif()
+  set_tests_properties(${test_name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    ENVIRONMENT "PAJAMA_SOURCE_DIR=${PROJECT_SOURCE_DIR};PAJAMA_BINARY_DIR=${PROJECT_BINARY_DIR};PAJAMA_EXE=$<TARGET_FILE:pajama>;PAJAMA_PYTHON=${PAJAMA_PYTHON};OMP_NUM_THREADS=1")
+endfunction()

@@ -1,0 +1,57 @@
+// Errors carry context. Every failure that a user can cause (bad config, bad data,
+// bad checkpoint, failed collective) throws a typed pajama error whose message names
+// the file, key, line or rank involved and says what to do. Internal invariants use
+// PAJAMA_CHECK, which stays on in every build type.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace pajama {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+class ConfigError : public Error { public: using Error::Error; };
+class DataError : public Error { public: using Error::Error; };
+class CheckpointError : public Error { public: using Error::Error; };
+class CommError : public Error { public: using Error::Error; };
+
+namespace detail {
+template <typename... Args>
+std::string concat(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << std::forward<Args>(args));
+  return os.str();
+}
+}  // namespace detail
+
+// str("a=", 1, " b=", 2.5) -> "a=1 b=2.5"
+template <typename... Args>
+std::string str(Args&&... args) {
+  return detail::concat(std::forward<Args>(args)...);
+}
+
+// Rethrows the exception in flight with `context` prepended, keeping its type:
+//   try { load(path); } catch (...) { rethrow_with_context("loading checkpoint ", path); }
+[[noreturn]] void rethrow_with_context(const std::string& context);
+template <typename... Args>
+[[noreturn]] void rethrow_with_context(Args&&... args) {
+  rethrow_with_context(str(std::forward<Args>(args)..., ": "));
+}
+
+}  // namespace pajama
+
+// PAJAMA_CHECK(cond, "message ", value, ...) throws pajama::Error.
+// PAJAMA_CHECK_AS(ErrorType, cond, ...) throws the given error type.
+#define PAJAMA_CHECK_AS(ErrorType, cond, ...)                                   \
+  do {                                                                          \
+    if (!(cond)) [[unlikely]] {                                                 \
+      throw ErrorType(::pajama::str(__VA_ARGS__));                              \
+    }                                                                           \
+  } while (0)
+#define PAJAMA_CHECK(cond, ...) PAJAMA_CHECK_AS(::pajama::Error, cond, __VA_ARGS__)
+#define PAJAMA_FAIL_AS(ErrorType, ...) throw ErrorType(::pajama::str(__VA_ARGS__))

@@ -1,0 +1,29 @@
+// Console logging with the rank in front. Rank 0 prints info; every rank prints
+// warnings and errors. Set the rank once at start-up (parallel/world does it).
+//   log_info("step ", step, " loss ", loss);
+#pragma once
+
+#include <string>
+
+#include "core/error.h"
+
+namespace pajama {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+void set_log_rank(int rank, int world_size);
+void set_log_level(LogLevel level);
+void log_message(LogLevel level, const std::string& msg);
+// Prints on every rank (for per-rank diagnostics).
+void log_all_ranks(const std::string& msg);
+
+template <typename... Args>
+void log_info(Args&&... args) { log_message(LogLevel::kInfo, str(std::forward<Args>(args)...)); }
+template <typename... Args>
+void log_warn(Args&&... args) { log_message(LogLevel::kWarn, str(std::forward<Args>(args)...)); }
+template <typename... Args>
+void log_error(Args&&... args) { log_message(LogLevel::kError, str(std::forward<Args>(args)...)); }
+template <typename... Args>
+void log_debug(Args&&... args) { log_message(LogLevel::kDebug, str(std::forward<Args>(args)...)); }
+
+}  // namespace pajama

@@ -1,0 +1,24 @@
+// Configuration owned by data/: where training samples come from. trainer/ maps the
+// YAML keys `data.*` onto it; see docs/CONFIG.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pajama {
+
+struct DatasetSpec {
+  std::string path;     // Megatron prefix (without .bin/.idx)
+  double weight = 1.0;  // sampling proportion over training samples (Megatron semantics; normalised)
+};
+
+struct DataConfig {
+  std::string source = "mock";              // "mock" (seeded synthetic data) or "shards" (indexed datasets)
+  std::vector<DatasetSpec> datasets;        // shards: the training blend
+  std::vector<DatasetSpec> valid_datasets;  // shards: separate validation prefixes (else valid_fraction)
+  double valid_fraction = 0.0;              // share of each dataset's documents held out for validation
+  std::string tokenizer;                    // SentencePiece model the shards must have been made with ("" = no check)
+};
+
+}  // namespace pajama

@@ -1,0 +1,88 @@
+#include "model/llama_config.h"
+
+#include <map>
+
+#include "core/error.h"
+
+namespace pajama {
+namespace {
+
+LlamaConfig make(int64_t vocab, int64_t dim, int64_t layers, int64_t heads, int64_t kv_heads, int64_t ffn,
+                 double eps, int64_t max_seq) {
+  LlamaConfig c;
+  c.vocab_size = vocab;
+  c.dim = dim;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.ffn_dim = ffn;
+  c.norm_eps = eps;
+  c.max_seq_len = max_seq;
+  return c;
+}
+
+const std::map<std::string, LlamaConfig>& presets() {
+  // LLaMA-1 (arXiv 2302.13971 Table 2): ffn from LLaMA's rule (multiple_of 256), eps 1e-6.
+  // LLaMA-2 7B: same shape, 4096 context, eps 1e-5. Baichuan-7B: 64000 vocab, 4096 context.
+  static const std::map<std::string, LlamaConfig> table = {
+      {"tiny", make(32000, 128, 2, 4, 2, 352, 1e-5, 256)},
+      {"125m", make(32000, 768, 12, 12, 0, 2048, 1e-5, 2048)},
+      {"350m", make(32000, 1024, 24, 16, 0, 2816, 1e-5, 2048)},
+      {"1b", make(32000, 2048, 18, 16, 0, 5632, 1e-5, 2048)},
+      {"llama-7b", make(32000, 4096, 32, 32, 0, 0, 1e-6, 2048)},
+      {"llama-13b", make(32000, 5120, 40, 40, 0, 0, 1e-6, 2048)},
+      {"llama-33b", make(32000, 6656, 60, 52, 0, 0, 1e-6, 2048)},
+      {"llama-65b", make(32000, 8192, 80, 64, 0, 0, 1e-6, 2048)},
+      {"llama2-7b", make(32000, 4096, 32, 32, 0, 11008, 1e-5, 4096)},
+      {"baichuan-7b", make(64000, 4096, 32, 32, 0, 11008, 1e-6, 4096)},
+  };
+  return table;
+}
+
+}  // namespace
+
+int64_t LlamaConfig::hidden_ffn_dim() const {
+  if (ffn_dim > 0) return ffn_dim;
+  const auto base = static_cast<int64_t>(8 * dim / 3);
+  const auto scaled = static_cast<int64_t>(ffn_dim_multiplier * static_cast<double>(base));
+  return multiple_of * ((scaled + multiple_of - 1) / multiple_of);
+}
+
+void LlamaConfig::validate() const {
+  PAJAMA_CHECK_AS(ConfigError, vocab_size > 0, "model.vocab_size must be positive, got ", vocab_size);
+  PAJAMA_CHECK_AS(ConfigError, dim > 0, "model.dim must be positive, got ", dim);
+  PAJAMA_CHECK_AS(ConfigError, n_layers > 0, "model.n_layers must be positive, got ", n_layers);
+  PAJAMA_CHECK_AS(ConfigError, n_heads > 0, "model.n_heads must be positive, got ", n_heads);
+  PAJAMA_CHECK_AS(ConfigError, dim % n_heads == 0, "model.dim ", dim, " is not divisible by model.n_heads ",
+                  n_heads);
+  PAJAMA_CHECK_AS(ConfigError, head_dim() % 2 == 0, "model.dim / model.n_heads = ", head_dim(),
+                  " must be even for rotary embeddings");
+  PAJAMA_CHECK_AS(ConfigError, n_kv_heads >= 0, "model.n_kv_heads must be >= 0 (0 = n_heads), got ", n_kv_heads);
+  PAJAMA_CHECK_AS(ConfigError, n_heads % kv_heads() == 0, "model.n_heads ", n_heads,
+                  " is not divisible by model.n_kv_heads ", kv_heads());
+  PAJAMA_CHECK_AS(ConfigError, ffn_dim >= 0, "model.ffn_dim must be >= 0 (0 = LLaMA's rule), got ", ffn_dim);
+  PAJAMA_CHECK_AS(ConfigError, multiple_of > 0, "model.multiple_of must be positive, got ", multiple_of);
+  PAJAMA_CHECK_AS(ConfigError, ffn_dim_multiplier > 0, "model.ffn_dim_multiplier must be positive");
+  PAJAMA_CHECK_AS(ConfigError, norm_eps > 0, "model.norm_eps must be positive, got ", norm_eps);
+  PAJAMA_CHECK_AS(ConfigError, rope_theta > 0, "model.rope_theta must be positive, got ", rope_theta);
+  PAJAMA_CHECK_AS(ConfigError, max_seq_len > 0, "model.max_seq_len must be positive, got ", max_seq_len);
+  PAJAMA_CHECK_AS(ConfigError, init_std > 0, "model.init_std must be positive, got ", init_std);
+}
+
+LlamaConfig llama_preset(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string names;
+    for (const auto& n : llama_preset_names()) names += (names.empty() ? "" : ", ") + n;
+    PAJAMA_FAIL_AS(ConfigError, "unknown model.preset '", name, "'; valid presets: ", names);
+  }
+  return it->second;
+}
+
+std::vector<std::string> llama_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [n, c] : presets()) names.push_back(n);
+  return names;
+}
+
+}  // namespace pajama

@@ -1,0 +1,57 @@
+// Collectives on tensors behind one small interface. MPI implements it for CPU
+// tensors, NCCL for CUDA tensors (its unique id broadcast over MPI); a world of one
+// is an identity. Every collective is bounded by CommConfig::timeout_s: a failed or
+// timed-out collective throws CommError naming the rank and the operation, and
+// abort() brings every rank down so no peer waits forever.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "parallel/parallel_config.h"
+#include "parallel/world.h"
+
+namespace pajama {
+
+enum class ReduceOp { kSum, kAvg, kMax };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "single", "mpi", "nccl"
+
+  // In place over all ranks.
+  virtual void all_reduce(torch::Tensor& t, ReduceOp op) = 0;
+  // input holds size() equal contiguous chunks; rank r receives the reduction of chunk r.
+  virtual void reduce_scatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) = 0;
+  // output holds size() chunks of input.numel(); chunk r comes from rank r.
+  virtual void all_gather(const torch::Tensor& input, torch::Tensor& output) = 0;
+  virtual void broadcast(torch::Tensor& t, int root) = 0;
+  virtual void barrier() = 0;
+  // Waits for every collective issued so far (NCCL: on its stream; MPI: no-op).
+  virtual void synchronize() {}
+
+  // Payload bytes this rank has sent through collectives so far, counted with the
+  // standard ring volumes: all_reduce 2(N-1)/N * bytes, reduce_scatter and
+  // all_gather (N-1)/N * full bytes, broadcast bytes on the root.
+  virtual int64_t bytes_sent() const = 0;
+  // Ends the whole job with `code` (MPI_Abort / ncclCommAbort + MPI_Abort).
+  [[noreturn]] virtual void abort(int code) = 0;
+};
+
+// MPI is initialised once per process by this call (or earlier ones); safe to call again.
+// device CPU -> MPI backend (or identity for one rank); device CUDA -> NCCL backend.
+std::unique_ptr<Communicator> make_communicator(const World& world, const torch::Device& device,
+                                                const CommConfig& config);
+
+// Host-side helpers on top of a communicator (small control messages).
+std::string broadcast_string(Communicator& comm, const std::string& value, int root);
+// True on every rank if `flag` is true on any rank.
+bool any_rank(Communicator& comm, bool flag);
+
+}  // namespace pajama

@@ -1,0 +1,30 @@
+// Configuration owned by parallel/: the optimizer (AdamW on each rank's partition)
+// and how ZeRO partitions and communicates. trainer/ maps `optim.*` (AdamW part)
+// and `parallel.*` onto these.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pajama {
+
+struct AdamWConfig {
+  double beta1 = 0.9;          // optim.betas[0]
+  double beta2 = 0.95;         // optim.betas[1]
+  double eps = 1e-8;           // optim.eps
+  double weight_decay = 0.1;   // optim.weight_decay, decoupled; not applied to 1-D tensors (norm weights)
+};
+
+struct ZeroConfig {
+  int64_t stage = 2;                          // 0 = all-reduce (plain DP), 1 = optimizer states sharded, 2 = + gradients sharded
+  int64_t reduce_bucket_size = 50'000'000;    // elements per gradient reduce-scatter bucket (DeepSpeed's name)
+  int64_t allgather_bucket_size = 50'000'000; // elements per parameter all-gather bucket (DeepSpeed's name)
+  bool overlap_comm = true;                   // reduce buckets while backward runs (GPU); CPU reduces as buckets fill
+  std::string reduce_dtype = "fp32";          // gradient reduction dtype on the GPU: fp32 or bf16
+};
+
+struct CommConfig {
+  double timeout_s = 600.0;    // a collective that takes longer is an error naming the rank and the operation
+};
+
+}  // namespace pajama

@@ -1,0 +1,23 @@
+// Who am I in the job: rank, world size, local rank and local size, discovered from
+// OpenMPI's environment (mpirun), SLURM (srun), or a single process with neither.
+// The GPU a rank uses is its local rank.
+#pragma once
+
+#include <string>
+
+namespace pajama {
+
+struct World {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+  std::string launcher = "single";  // "openmpi", "slurm", "single"
+  bool is_main() const { return rank == 0; }
+};
+
+// Reads OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE}, else SLURM_{PROCID,NTASKS,LOCALID,...},
+// else a world of one. Throws ConfigError on inconsistent values.
+World discover_world();
+
+}  // namespace pajama
