@@ -53,6 +53,10 @@ function(pajama_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 900)
   endif()
+  if(ARG_NP)
+    # Multi-rank tests oversubscribe the cores already; run them alone.
+    set_tests_properties(${test_name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
   set_tests_properties(${test_name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
     ENVIRONMENT "PAJAMA_SOURCE_DIR=${PROJECT_SOURCE_DIR};PAJAMA_BINARY_DIR=${PROJECT_BINARY_DIR};PAJAMA_EXE=$<TARGET_FILE:pajama>;PAJAMA_PYTHON=${PAJAMA_PYTHON};OMP_NUM_THREADS=1")
 endfunction()

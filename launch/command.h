@@ -20,3 +20,11 @@ std::vector<std::pair<std::string, CommandRegistrar>>& commands();
 
 #define PAJAMA_COMMAND(name, registrar) \
   static const bool pajama_command_registered_##name = ::pajama::cli::add_command(#name, registrar)
+
+namespace pajama::cli {
+// Thrown by a command callback to end the process with a specific exit code after
+// unwinding (destructors run, unlike std::exit).
+struct ExitCode {
+  int code;
+};
+}  // namespace pajama::cli

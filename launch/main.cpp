@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const pajama::cli::ExitCode& e) {
+    return e.code;
   } catch (const pajama::ConfigError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -25,7 +25,7 @@ const std::map<std::string, LlamaConfig>& presets() {
   // LLaMA-1 (arXiv 2302.13971 Table 2): ffn from LLaMA's rule (multiple_of 256), eps 1e-6.
   // LLaMA-2 7B: same shape, 4096 context, eps 1e-5. Baichuan-7B: 64000 vocab, 4096 context.
   static const std::map<std::string, LlamaConfig> table = {
-      {"tiny", make(32000, 128, 2, 4, 2, 352, 1e-5, 256)},
+      {"tiny", make(4096, 128, 4, 4, 2, 352, 1e-5, 256)},
       {"125m", make(32000, 768, 12, 12, 0, 2048, 1e-5, 2048)},
       {"350m", make(32000, 1024, 24, 16, 0, 2816, 1e-5, 2048)},
       {"1b", make(32000, 2048, 18, 16, 0, 5632, 1e-5, 2048)},

@@ -1,0 +1,183 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+#include "test_util.h"
+#include "trainer/train_config.h"
+
+namespace pajama {
+namespace {
+
+using testing::TempDir;
+using testing::write_text;
+
+std::string configs_dir() { return testing::source_dir() + "/configs"; }
+
+// Loads YAML text through a temporary file; returns the ConfigError message or "".
+std::string load_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  TempDir dir;
+  const auto file = dir.path() / "c.yaml";
+  write_text(file, yaml);
+  try {
+    load_train_config(file.string(), overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, EveryShippedConfigLoadsAndValidates) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(configs_dir())) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_train_config(entry.path().string(), {}));
+    ++count;
+  }
+  EXPECT_GE(count, 12);
+}
+
+TEST(Config, PresetShapesMatchPublishedTable) {
+  const std::map<std::string, std::array<int64_t, 4>> expected = {
+      {"llama-7b", {4096, 32, 32, 32000}},  {"llama-13b", {5120, 40, 40, 32000}},
+      {"llama-33b", {6656, 52, 60, 32000}}, {"llama-65b", {8192, 64, 80, 32000}},
+      {"baichuan-7b", {4096, 32, 32, 64000}}};
+  for (const auto& [name, shape] : expected) {
+    const TrainConfig c = load_train_config(configs_dir() + "/" + name + ".yaml", {});
+    EXPECT_EQ(c.model.llama.dim, shape[0]) << name;
+    EXPECT_EQ(c.model.llama.n_heads, shape[1]) << name;
+    EXPECT_EQ(c.model.llama.n_layers, shape[2]) << name;
+    EXPECT_EQ(c.model.llama.vocab_size, shape[3]) << name;
+  }
+  const TrainConfig b = load_train_config(configs_dir() + "/baichuan-7b.yaml", {});
+  EXPECT_EQ(b.model.llama.hidden_ffn_dim(), 11008);
+  EXPECT_EQ(b.train.seq_len, 4096);
+  EXPECT_DOUBLE_EQ(b.model.llama.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(load_train_config(configs_dir() + "/llama-33b.yaml", {}).lr.lr, 1.5e-4);
+}
+
+TEST(Config, OverridesApplyWithTheSameChecks) {
+  const std::string yaml = "train:\n  max_steps: 10\n";
+  TempDir dir;
+  write_text(dir.path() / "c.yaml", yaml);
+  const TrainConfig c = load_train_config((dir.path() / "c.yaml").string(),
+                                          {"train.max_steps=7", "optim.betas=[0.8, 0.9]", "model.preset=tiny"});
+  EXPECT_EQ(c.train.max_steps, 7);
+  EXPECT_DOUBLE_EQ(c.adamw.beta1, 0.8);
+  EXPECT_EQ(c.model.llama.dim, 128);
+
+  const std::string unknown = load_error(yaml, {"train.max_step=5"});
+  EXPECT_NE(unknown.find("--set train.max_step=5"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("unknown key"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("max_steps"), std::string::npos) << "valid keys listed: " << unknown;
+
+  const std::string bad_type = load_error(yaml, {"model.dim=wide"});
+  EXPECT_NE(bad_type.find("--set model.dim=wide"), std::string::npos) << bad_type;
+  EXPECT_NE(bad_type.find("expected an integer"), std::string::npos) << bad_type;
+}
+
+TEST(Config, UnknownTopLevelKeyNamesLineAndValidKeys) {
+  const std::string msg = load_error("run:\n  name: x\ntrian:\n  max_steps: 3\n");
+  EXPECT_NE(msg.find(":3: trian: unknown key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("train"), std::string::npos) << msg;
+}
+
+TEST(Config, TypoInNestedKeyNamesPathAndLine) {
+  const std::string msg = load_error("train:\n  max_steps: 3\n  micro_batch: 4\n");
+  EXPECT_NE(msg.find(":3: train.micro_batch: unknown key; valid keys under train:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("micro_batch_size"), std::string::npos) << msg;
+}
+
+TEST(Config, WrongTypeNamesKeyAndLine) {
+  const std::string msg = load_error("model:\n  preset: tiny\n  dim: abc\n");
+  EXPECT_NE(msg.find(":3: model.dim: expected an integer, got 'abc'"), std::string::npos) << msg;
+  const std::string quoted = load_error("train:\n  max_steps: \"12\"\n");
+  EXPECT_NE(quoted.find("train.max_steps: expected an integer"), std::string::npos) << quoted;
+  const std::string list = load_error("optim:\n  betas: 0.9\n");
+  EXPECT_NE(list.find("optim.betas: expected a list of numbers"), std::string::npos) << list;
+}
+
+TEST(Config, InvalidValueNamesKeyAndLine) {
+  const std::string msg = load_error("model:\n  preset: tiny\n  n_heads: 4\n  n_kv_heads: 3\n");
+  EXPECT_NE(msg.find(":4: model.n_heads 4 is not divisible by model.n_kv_heads 3"), std::string::npos) << msg;
+  const std::string stage = load_error("parallel:\n  zero_stage: 3\n");
+  EXPECT_NE(stage.find(":2: parallel.zero_stage must be 0, 1 or 2"), std::string::npos) << stage;
+  const std::string preset = load_error("model:\n  preset: llama-8b\n");
+  EXPECT_NE(preset.find("model.preset"), std::string::npos) << preset;
+  EXPECT_NE(preset.find("llama-7b"), std::string::npos) << "valid presets listed: " << preset;
+}
+
+TEST(Config, UnevenGlobalBatchIsAnError) {
+  const std::string msg = load_error("train:\n  micro_batch_size: 3\n  global_batch_size: 8\n");
+  EXPECT_NE(msg.find("train.global_batch_size 8 is not a multiple of train.micro_batch_size 3"), std::string::npos)
+      << msg;
+}
+
+TEST(Config, MissingFileNamesThePath) {
+  try {
+    load_train_config("/nonexistent/pajama.yaml", {});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/pajama.yaml: config file not found"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Config, SyntaxErrorNamesLine) {
+  const std::string msg = load_error("train:\n  max_steps: [1, 2\n");
+  EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
+}
+
+TEST(Config, ResolvedConfigRoundTrips) {
+  const TrainConfig a = load_train_config(configs_dir() + "/tiny-corpus.yaml", {"optim.lr=0.002"});
+  const std::string text = dump_train_config(a);
+  const TrainConfig b = parse_train_config_text(text, "resolved");
+  EXPECT_EQ(dump_train_config(b), text);
+  EXPECT_DOUBLE_EQ(b.lr.lr, 0.002);
+  ASSERT_EQ(b.data.datasets.size(), 2u);
+  EXPECT_DOUBLE_EQ(b.data.datasets[1].weight, 0.4);
+  EXPECT_NE(text.find("micro_batch_size: 4"), std::string::npos) << text;
+}
+
+// The executable turns each of these into a non-zero exit and one error line naming the key.
+TEST(ConfigCli, BadInputExitsNonZeroWithOneLine) {
+  TempDir dir;
+  const auto bad = dir.path() / "bad.yaml";
+  write_text(bad, "model:\n  preset: tiny\n  n_kv_heads: 3\n");
+  const std::string exe = testing::pajama_exe();
+  struct Case {
+    std::string args;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"info --config " + bad.string(), "model.n_heads 4 is not divisible by model.n_kv_heads 3"},
+      {"info --config /nonexistent.yaml", "config file not found"},
+      {"info --config " + configs_dir() + "/tiny.yaml --set train.micro_batch=2", "train.micro_batch: unknown key"},
+      {"train --config " + configs_dir() + "/tiny.yaml --set model.dim=abc", "model.dim: expected an integer"},
+  };
+  for (const auto& c : cases) {
+    const auto r = testing::run_command(exe + " " + c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
+TEST(InfoCli, PrintsPublishedParameterCounts) {
+  const std::map<std::string, std::string> expected = {{"llama-7b", "6738415616"},
+                                                       {"llama-13b", "13015864320"},
+                                                       {"llama-33b", "32528943616"},
+                                                       {"llama-65b", "65285660672"},
+                                                       {"baichuan-7b", "7000559616"}};
+  for (const auto& [name, count] : expected) {
+    const auto r = testing::run_command(testing::pajama_exe() + " info --config " + configs_dir() + "/" + name +
+                                        ".yaml --ranks 8");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("\nparameters: " + count + "\n"), std::string::npos) << name << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace pajama

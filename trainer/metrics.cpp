@@ -1,0 +1,64 @@
+#include "trainer/metrics.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace pajama {
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (!std::isfinite(s) || s < 0) return "?";
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
+  }
+  return buf;
+}
+
+MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+  const auto path = std::filesystem::path(run_dir) / "metrics.jsonl";
+  jsonl_ = std::fopen(path.c_str(), "a");
+  PAJAMA_CHECK(jsonl_ != nullptr, "cannot open ", path.string(), " for appending: ", std::strerror(errno));
+}
+
+MetricsLogger::~MetricsLogger() {
+  if (jsonl_ != nullptr) std::fclose(jsonl_);
+}
+
+void MetricsLogger::log(const StepMetrics& m) {
+  if (!enabled_) return;
+  char line[320];
+  char mfu_buf[16];
+  if (m.mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.1f%%", *m.mfu * 100.0);
+  std::snprintf(line, sizeof line,
+                "step %6lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | mfu %s | elapsed %s | eta %s",
+                static_cast<long long>(m.step), static_cast<long long>(m.max_steps), m.loss, m.lr, m.grad_norm,
+                m.tokens_per_s, m.mfu ? mfu_buf : "n/a", format_duration(m.elapsed_s).c_str(),
+                format_duration(m.eta_s).c_str());
+  log_info(line);
+
+  nlohmann::json j;
+  j["step"] = m.step;
+  j["loss"] = m.loss;
+  j["lr"] = m.lr;
+  j["grad_norm"] = m.grad_norm;
+  j["tokens_per_s"] = m.tokens_per_s;
+  j["mfu"] = m.mfu ? nlohmann::json(*m.mfu) : nlohmann::json(nullptr);
+  j["elapsed_s"] = m.elapsed_s;
+  j["tokens_seen"] = m.tokens_seen;
+  const std::string text = j.dump() + "\n";
+  std::fwrite(text.data(), 1, text.size(), jsonl_);
+  std::fflush(jsonl_);
+}
+
+}  // namespace pajama

@@ -1,0 +1,43 @@
+// Training metrics: one console line per log step (step, loss, lr, grad norm,
+// tokens/s, MFU, elapsed, ETA) on rank 0, and the same figures as one JSON object
+// per line in <run dir>/metrics.jsonl. A resumed run appends to the same file.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+namespace pajama {
+
+struct StepMetrics {
+  int64_t step = 0;              // optimizer steps done (1-based after the first step)
+  int64_t max_steps = 0;
+  double loss = 0;               // mean training loss over the global batch of this step
+  double lr = 0;
+  double grad_norm = 0;          // global gradient norm before clipping
+  double tokens_per_s = 0;       // over all ranks, since the previous log line
+  std::optional<double> mfu;     // model FLOPs utilisation, when the device peak is known
+  double elapsed_s = 0;          // since this process started training
+  int64_t tokens_seen = 0;       // over the whole run, including before a resume
+  double eta_s = 0;
+};
+
+class MetricsLogger {
+ public:
+  // Only the main rank writes; others construct it with enabled = false.
+  MetricsLogger(const std::string& run_dir, bool enabled);
+  ~MetricsLogger();
+  MetricsLogger(const MetricsLogger&) = delete;
+  MetricsLogger& operator=(const MetricsLogger&) = delete;
+
+  void log(const StepMetrics& m);
+
+ private:
+  bool enabled_;
+  std::FILE* jsonl_ = nullptr;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+
+}  // namespace pajama

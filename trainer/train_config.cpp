@@ -1,0 +1,214 @@
+#include "trainer/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "core/error.h"
+#include "trainer/config_binder.h"
+
+namespace pajama {
+namespace {
+
+void bind_model(ConfigBinder& b, ModelSection& m) {
+  b.field("preset", m.preset);
+  if (b.loading() && !m.preset.empty()) {
+    try {
+      m.llama = llama_preset(m.preset);
+    } catch (const ConfigError& e) {
+      b.fail("preset", e.what());
+    }
+  }
+  LlamaConfig& c = m.llama;
+  b.field("vocab_size", c.vocab_size);
+  b.field("dim", c.dim);
+  b.field("n_layers", c.n_layers);
+  b.field("n_heads", c.n_heads);
+  b.field("n_kv_heads", c.n_kv_heads);
+  b.field("ffn_dim", c.ffn_dim);
+  b.field("multiple_of", c.multiple_of);
+  b.field("ffn_dim_multiplier", c.ffn_dim_multiplier);
+  b.field("norm_eps", c.norm_eps);
+  b.field("rope_theta", c.rope_theta);
+  b.field("max_seq_len", c.max_seq_len);
+  b.field("tie_embeddings", c.tie_embeddings);
+  b.field("init_std", c.init_std);
+  b.field("init_from", m.init_from);
+}
+
+void bind_optim(ConfigBinder& b, LrScheduleConfig& lr, AdamWConfig& adamw) {
+  b.field("lr", lr.lr);
+  b.field("min_lr_ratio", lr.min_lr_ratio);
+  b.field("warmup_steps", lr.warmup_steps);
+  b.field("decay_steps", lr.decay_steps);
+  b.field("schedule", lr.schedule);
+  b.field("weight_decay", adamw.weight_decay);
+  std::vector<double> betas = {adamw.beta1, adamw.beta2};
+  b.field("betas", betas);
+  if (b.loading()) {
+    if (betas.size() != 2) b.fail("betas", str("expected two numbers [beta1, beta2], got ", betas.size()));
+    adamw.beta1 = betas[0];
+    adamw.beta2 = betas[1];
+  }
+  b.field("eps", adamw.eps);
+}
+
+void bind_dataset(ConfigBinder& b, DatasetSpec& d) {
+  b.field("path", d.path);
+  b.field("weight", d.weight);
+  if (b.loading() && d.path.empty()) b.fail("path", "every dataset needs a path (a Megatron prefix)");
+}
+
+void bind_all(ConfigBinder& b, TrainConfig& c) {
+  b.section("run", [&](ConfigBinder& s) {
+    s.field("name", c.run.name);
+    s.field("output_dir", c.run.output_dir);
+    s.field("seed", c.run.seed);
+  });
+  b.section("model", [&](ConfigBinder& s) { bind_model(s, c.model); });
+  b.section("train", [&](ConfigBinder& s) {
+    s.field("max_steps", c.train.max_steps);
+    s.field("micro_batch_size", c.train.micro_batch_size);
+    s.field("global_batch_size", c.train.global_batch_size);
+    s.field("seq_len", c.train.seq_len);
+    s.field("grad_clip", c.train.grad_clip);
+    s.field("device", c.train.device);
+    s.field("dtype", c.train.dtype);
+    s.field("threads", c.train.threads);
+  });
+  b.section("optim", [&](ConfigBinder& s) { bind_optim(s, c.lr, c.adamw); });
+  b.section("data", [&](ConfigBinder& s) {
+    s.field("source", c.data.source);
+    s.list<DatasetSpec>("datasets", c.data.datasets, bind_dataset);
+    s.list<DatasetSpec>("valid_datasets", c.data.valid_datasets, bind_dataset);
+    s.field("valid_fraction", c.data.valid_fraction);
+    s.field("tokenizer", c.data.tokenizer);
+  });
+  b.section("parallel", [&](ConfigBinder& s) {
+    s.field("zero_stage", c.zero.stage);
+    s.field("reduce_bucket_size", c.zero.reduce_bucket_size);
+    s.field("allgather_bucket_size", c.zero.allgather_bucket_size);
+    s.field("overlap_comm", c.zero.overlap_comm);
+    s.field("reduce_dtype", c.zero.reduce_dtype);
+    s.field("timeout_s", c.comm.timeout_s);
+  });
+  b.section("checkpoint", [&](ConfigBinder& s) {
+    s.field("every_steps", c.checkpoint.every_steps);
+    s.field("keep_last", c.checkpoint.keep_last);
+    s.field("keep_every", c.checkpoint.keep_every);
+    s.field("resume", c.checkpoint.resume);
+    s.field("save_final", c.checkpoint.save_final);
+  });
+  b.section("log", [&](ConfigBinder& s) {
+    s.field("every_steps", c.log.every_steps);
+    s.field("peak_flops", c.log.peak_flops);
+  });
+  b.finish();
+}
+
+TrainConfig bind_and_validate(const YAML::Node& root, const std::shared_ptr<ConfigOrigins>& origins) {
+  TrainConfig cfg;
+  ConfigBinder b = ConfigBinder::loader(root, origins);
+  bind_all(b, cfg);
+  try {
+    cfg.validate();
+  } catch (const ConfigError& e) {
+    rethrow_with_location(*origins, e);
+  }
+  return cfg;
+}
+
+}  // namespace
+
+void TrainLoopConfig::validate() const {
+  PAJAMA_CHECK_AS(ConfigError, max_steps > 0, "train.max_steps must be positive, got ", max_steps);
+  PAJAMA_CHECK_AS(ConfigError, micro_batch_size > 0, "train.micro_batch_size must be positive, got ",
+                  micro_batch_size);
+  PAJAMA_CHECK_AS(ConfigError, global_batch_size > 0, "train.global_batch_size must be positive, got ",
+                  global_batch_size);
+  PAJAMA_CHECK_AS(ConfigError, global_batch_size % micro_batch_size == 0, "train.global_batch_size ",
+                  global_batch_size, " is not a multiple of train.micro_batch_size ", micro_batch_size);
+  PAJAMA_CHECK_AS(ConfigError, seq_len > 0, "train.seq_len must be positive, got ", seq_len);
+  PAJAMA_CHECK_AS(ConfigError, device == "auto" || device == "cpu" || device == "cuda",
+                  "train.device must be auto, cpu or cuda; got '", device, "'");
+  PAJAMA_CHECK_AS(ConfigError, dtype == "auto" || dtype == "fp32" || dtype == "bf16",
+                  "train.dtype must be auto, fp32 or bf16; got '", dtype, "'");
+  PAJAMA_CHECK_AS(ConfigError, threads >= 0, "train.threads must be >= 0, got ", threads);
+}
+
+void CheckpointConfig::validate() const {
+  PAJAMA_CHECK_AS(ConfigError, every_steps >= 0, "checkpoint.every_steps must be >= 0 (0 = off), got ",
+                  every_steps);
+  PAJAMA_CHECK_AS(ConfigError, keep_last >= 0, "checkpoint.keep_last must be >= 0, got ", keep_last);
+  PAJAMA_CHECK_AS(ConfigError, keep_every >= 0, "checkpoint.keep_every must be >= 0, got ", keep_every);
+  PAJAMA_CHECK_AS(ConfigError, !resume.empty(), "checkpoint.resume must be auto, none or a checkpoint path");
+}
+
+void LogConfig::validate() const {
+  PAJAMA_CHECK_AS(ConfigError, every_steps > 0, "log.every_steps must be positive, got ", every_steps);
+  PAJAMA_CHECK_AS(ConfigError, peak_flops >= 0, "log.peak_flops must be >= 0, got ", peak_flops);
+}
+
+void TrainConfig::validate() const {
+  PAJAMA_CHECK_AS(ConfigError, !run.output_dir.empty(), "run.output_dir must not be empty");
+  PAJAMA_CHECK_AS(ConfigError, run.seed >= 0, "run.seed must be >= 0, got ", run.seed);
+  model.llama.validate();
+  train.validate();
+  lr.validate();
+  PAJAMA_CHECK_AS(ConfigError, adamw.beta1 >= 0 && adamw.beta1 < 1 && adamw.beta2 >= 0 && adamw.beta2 < 1,
+                  "optim.betas must be in [0, 1), got [", adamw.beta1, ", ", adamw.beta2, "]");
+  PAJAMA_CHECK_AS(ConfigError, adamw.eps > 0, "optim.eps must be positive, got ", adamw.eps);
+  PAJAMA_CHECK_AS(ConfigError, adamw.weight_decay >= 0, "optim.weight_decay must be >= 0, got ", adamw.weight_decay);
+  PAJAMA_CHECK_AS(ConfigError, data.source == "mock" || data.source == "shards",
+                  "data.source must be mock or shards; got '", data.source, "'");
+  PAJAMA_CHECK_AS(ConfigError, data.source != "shards" || !data.datasets.empty(),
+                  "data.datasets is empty; data.source: shards needs at least one {path: PREFIX, weight: W}");
+  for (const auto& d : data.datasets) {
+    PAJAMA_CHECK_AS(ConfigError, d.weight > 0, "data.datasets weight must be positive, got ", d.weight, " for ",
+                    d.path);
+  }
+  PAJAMA_CHECK_AS(ConfigError, data.valid_fraction >= 0 && data.valid_fraction < 1,
+                  "data.valid_fraction must be in [0, 1), got ", data.valid_fraction);
+  PAJAMA_CHECK_AS(ConfigError, zero.stage >= 0 && zero.stage <= 2,
+                  "parallel.zero_stage must be 0, 1 or 2 (ZeRO-3 is not supported), got ", zero.stage);
+  PAJAMA_CHECK_AS(ConfigError, zero.reduce_bucket_size > 0, "parallel.reduce_bucket_size must be positive");
+  PAJAMA_CHECK_AS(ConfigError, zero.allgather_bucket_size > 0, "parallel.allgather_bucket_size must be positive");
+  PAJAMA_CHECK_AS(ConfigError, zero.reduce_dtype == "fp32" || zero.reduce_dtype == "bf16",
+                  "parallel.reduce_dtype must be fp32 or bf16; got '", zero.reduce_dtype, "'");
+  PAJAMA_CHECK_AS(ConfigError, comm.timeout_s > 0, "parallel.timeout_s must be positive, got ", comm.timeout_s);
+  PAJAMA_CHECK_AS(ConfigError, train.seq_len <= model.llama.max_seq_len, "train.seq_len ", train.seq_len,
+                  " exceeds model.max_seq_len ", model.llama.max_seq_len, "; raise model.max_seq_len");
+  checkpoint.validate();
+  log.validate();
+}
+
+TrainConfig load_train_config(const std::string& file, const std::vector<std::string>& overrides) {
+  auto origins = std::make_shared<ConfigOrigins>();
+  YAML::Node root = load_yaml_with_overrides(file, overrides, *origins);
+  return bind_and_validate(root, origins);
+}
+
+TrainConfig parse_train_config_text(const std::string& yaml_text, const std::string& origin) {
+  auto origins = std::make_shared<ConfigOrigins>();
+  origins->file = origin;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(str(origin, ": cannot parse config: ", e.what()));
+  }
+  return bind_and_validate(root, origins);
+}
+
+std::string dump_train_config(const TrainConfig& cfg) {
+  YAML::Node out(YAML::NodeType::Map);
+  ConfigBinder b = ConfigBinder::dumper(out);
+  TrainConfig copy = cfg;
+  bind_all(b, copy);
+  YAML::Emitter e;
+  e << out;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace pajama

@@ -1,0 +1,220 @@
+#include "trainer/trainer.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "data/sample_source_factory.h"
+#include "model/hf_checkpoint.h"
+#include "model/param_count.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/signals.h"
+
+namespace pajama {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+torch::Device resolve_device(const TrainLoopConfig& train, const World& world) {
+  const bool has_cuda = torch::cuda::is_available();
+  if (train.device == "cuda") {
+    PAJAMA_CHECK_AS(ConfigError, has_cuda,
+                    "train.device is cuda but no CUDA device is visible (or this build has no CUDA); "
+                    "use train.device: cpu or run on a GPU machine");
+  }
+  if (train.device == "cuda" || (train.device == "auto" && has_cuda)) {
+    const int count = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count));
+  }
+  return torch::Device(torch::kCPU);
+}
+
+torch::Dtype resolve_dtype(const TrainLoopConfig& train, const torch::Device& device) {
+  if (train.dtype == "bf16") {
+    PAJAMA_CHECK_AS(ConfigError, device.is_cuda(),
+                    "train.dtype bf16 is supported on CUDA only; on the CPU use train.dtype: fp32 (or auto)");
+    return torch::kBFloat16;
+  }
+  if (train.dtype == "fp32") return torch::kFloat32;
+  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
+    : cfg_(cfg),
+      world_(world),
+      device_(resolve_device(cfg.train, world)),
+      dtype_(resolve_dtype(cfg.train, device_)),
+      comm_(comm) {
+  if (device_.is_cpu()) {
+    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+    const int64_t threads = cfg.train.threads > 0 ? cfg.train.threads : std::max<int64_t>(1, cores / world.local_size);
+    torch::set_num_threads(static_cast<int>(threads));
+  }
+  const auto seed = static_cast<uint64_t>(cfg.run.seed);
+  torch::manual_seed(seed);
+
+  const LlamaConfig& mc = cfg.model.llama;
+  model_ = Llama(mc);
+  model_->init_weights(seed);
+  model_->to(device_, dtype_);
+  if (!cfg.model.init_from.empty()) {
+    log_info("initialising weights from Hugging Face directory ", cfg.model.init_from);
+    load_hf_weights(*model_, cfg.model.init_from);
+  }
+
+  NamedParameters params;
+  for (const auto& p : model_->named_parameters()) params.emplace_back(p.key(), p.value());
+  optimizer_ = std::make_unique<ZeroOptimizer>(params, cfg.adamw, cfg.zero, comm_);
+
+  const int64_t num_samples = cfg.train.max_steps * cfg.train.global_batch_size;
+  auto source = make_sample_source(cfg.data, Split::kTrain, cfg.train.seq_len, mc.vocab_size, seed, num_samples);
+  loader_ = std::make_unique<TokenLoader>(source, cfg.train.global_batch_size, cfg.train.micro_batch_size,
+                                          world.rank, world.size);
+  batch_buffer_.resize(static_cast<size_t>(cfg.train.micro_batch_size * (cfg.train.seq_len + 1)));
+
+  metrics_ = std::make_unique<MetricsLogger>(cfg.run.output_dir, world.is_main());
+  checkpointer_ = std::make_unique<Checkpointer>(cfg.checkpoint, cfg.run.output_dir, comm_);
+  if (auto state = checkpointer_->maybe_resume(*model_, *optimizer_, mc, dump_train_config(cfg))) {
+    step_ = state->step;
+    tokens_seen_ = state->tokens_seen;
+    loader_->set_consumed_samples(state->consumed_samples);
+  }
+
+  flops_per_token_ = flops_per_token(mc, cfg.train.seq_len);
+  peak_flops_ = cfg.log.peak_flops;
+  log_info("model: ", count_parameters(mc), " parameters, ", flops_per_token_ / 1e9, " GFLOP/token at seq ",
+           cfg.train.seq_len, "; device ", device_.str(), " ", c10::toString(dtype_), "; ", world.size,
+           " rank(s), ZeRO-", cfg.zero.stage, ", ", loader_->num_micro_steps(), " micro-step(s) of ",
+           cfg.train.micro_batch_size, " per rank per step");
+}
+
+Trainer::~Trainer() = default;
+
+int Trainer::train() {
+  install_stop_signal_handlers();
+  start_time_ = last_log_time_ = Clock::now();
+  last_log_step_ = step_;
+  const int64_t max_steps = cfg_.train.max_steps;
+  if (step_ >= max_steps) {
+    log_info("nothing to do: the run is already at step ", step_, " of train.max_steps ", max_steps,
+             "; raise train.max_steps to continue");
+    return 0;
+  }
+  while (step_ < max_steps) {
+    StepStats stats = train_step();
+    ++step_;
+    tokens_seen_ += cfg_.train.global_batch_size * cfg_.train.seq_len;
+    loader_->advance();
+    maybe_log(stats);
+
+    const bool stop = any_rank(comm_, stop_signal_received() != 0);
+    if (stop || checkpointer_->should_save(step_, max_steps)) {
+      checkpointer_->save(step_, *model_, *optimizer_,
+                          TrainerState{step_, loader_->consumed_samples(), tokens_seen_}, dump_train_config(cfg_));
+    }
+    if (stop) {
+      log_info("stop requested by a signal: checkpoint for step ", step_, " written to ", cfg_.run.output_dir,
+               "; run the same command again to resume");
+      return 0;
+    }
+  }
+  log_info("training done: ", step_, " steps, ", tokens_seen_, " tokens, ",
+           format_duration(seconds_between(start_time_, Clock::now())));
+  return 0;
+}
+
+StepStats Trainer::train_step() {
+  StepStats s;
+  s.lr = learning_rate(cfg_.lr, step_, cfg_.train.max_steps);
+  const int64_t num_micro = loader_->num_micro_steps();
+  const int64_t b = cfg_.train.micro_batch_size;
+  const int64_t t = cfg_.train.seq_len;
+  optimizer_->zero_grad();
+  s.loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  for (int64_t m = 0; m < num_micro; ++m) {
+    loader_->fill_micro_batch(m, batch_buffer_.data());
+    auto batch = torch::from_blob(batch_buffer_.data(), {b, t + 1}, torch::kInt32).to(device_, torch::kInt64);
+    auto inputs = batch.narrow(1, 0, t);
+    auto targets = batch.narrow(1, 1, t);
+    optimizer_->begin_micro_step(m, num_micro);
+    // Each micro loss is scaled by 1/num_micro so the accumulated gradient is the
+    // mean over this rank's share of the batch; the optimizer averages over ranks.
+    auto loss = model_->loss(inputs, targets) / static_cast<double>(num_micro);
+    loss.backward();
+    s.loss_sum += loss.detach();
+  }
+  s.grad_norm = optimizer_->step(s.lr, cfg_.train.grad_clip);
+  return s;
+}
+
+double Trainer::global_mean_loss(const torch::Tensor& local_loss) {
+  torch::Tensor l = local_loss.to(torch::kFloat64).reshape({1}).contiguous();
+  if (device_.is_cuda()) l = l.to(torch::kFloat32);
+  comm_.all_reduce(l, ReduceOp::kAvg);
+  return l.item<double>();
+}
+
+void Trainer::maybe_log(const StepStats& stats) {
+  const int64_t max_steps = cfg_.train.max_steps;
+  if (step_ % cfg_.log.every_steps != 0 && step_ != max_steps) return;
+  StepMetrics m;
+  m.step = step_;
+  m.max_steps = max_steps;
+  m.loss = global_mean_loss(stats.loss_sum);
+  m.lr = stats.lr;
+  m.grad_norm = stats.grad_norm;
+  const auto now = Clock::now();
+  const double dt = seconds_between(last_log_time_, now);
+  const double steps = static_cast<double>(step_ - last_log_step_);
+  m.tokens_per_s = dt > 0 ? steps * static_cast<double>(cfg_.train.global_batch_size * cfg_.train.seq_len) / dt : 0;
+  if (peak_flops_ > 0) m.mfu = m.tokens_per_s * flops_per_token_ / (peak_flops_ * world_.size);
+  m.elapsed_s = seconds_between(start_time_, now);
+  m.tokens_seen = tokens_seen_;
+  m.eta_s = steps > 0 ? dt / steps * static_cast<double>(max_steps - step_) : 0;
+  metrics_->log(m);
+  last_log_time_ = now;
+  last_log_step_ = step_;
+}
+
+int run_training(const std::string& config_file, const std::vector<std::string>& overrides) {
+  const World world = discover_world();
+  set_log_rank(world.rank, world.size);
+  TrainConfig cfg;
+  try {
+    cfg = load_train_config(config_file, overrides);
+  } catch (const ConfigError& e) {
+    // Every rank reads the same file and fails the same way; say it once.
+    if (world.is_main()) log_error(e.what());
+    return 2;
+  }
+  const std::string resolved = dump_train_config(cfg);
+  std::unique_ptr<Communicator> comm;
+  try {
+    const torch::Device device = resolve_device(cfg.train, world);
+    comm = make_communicator(world, device, cfg.comm);
+    if (world.is_main()) {
+      std::filesystem::create_directories(cfg.run.output_dir);
+      write_file_atomic(std::filesystem::path(cfg.run.output_dir) / "config.yaml", resolved);
+      log_info("resolved config (", config_file, "):\n", resolved);
+    }
+    comm->barrier();
+    Trainer trainer(cfg, world, *comm);
+    return trainer.train();
+  } catch (const std::exception& e) {
+    const int code = dynamic_cast<const ConfigError*>(&e) != nullptr ? 2 : 1;
+    log_error(e.what());
+    if (comm && world.size > 1) comm->abort(code);
+    return code;
+  }
+}
+
+}  // namespace pajama
