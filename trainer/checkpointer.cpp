@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
@@ -38,7 +40,7 @@ std::optional<int64_t> parse_step_dir(const std::string& name) {
 }
 
 json file_entry(const fs::path& path) {
-  return json{{"bytes", static_cast<int64_t>(fs::file_size(path))}, {"sha256", sha256_file(path)}};
+  return json{{"bytes", static_cast<int64_t>(fs::file_size(path))}, {"sha256", sha256_file_hex(path)}};
 }
 
 // Flattens a YAML tree into "a.b.c" -> value text, for logging what changed.
@@ -113,7 +115,7 @@ std::string verify_checkpoint(const fs::path& dir) {
       if (bytes != entry.at("bytes").get<int64_t>()) {
         return str("file ", name, " has ", bytes, " bytes, manifest says ", entry.at("bytes"));
       }
-      if (sha256_file(p) != entry.at("sha256").get<std::string>()) return str("file ", name, " fails its sha256 check");
+      if (sha256_file_hex(p) != entry.at("sha256").get<std::string>()) return str("file ", name, " fails its sha256 check");
     }
   } catch (const json::exception& e) {
     return str("manifest.json is malformed: ", e.what());

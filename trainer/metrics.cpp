@@ -29,6 +29,7 @@ MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled) : enabled
   const auto path = std::filesystem::path(run_dir) / "metrics.jsonl";
   jsonl_ = std::fopen(path.c_str(), "a");
   PAJAMA_CHECK(jsonl_ != nullptr, "cannot open ", path.string(), " for appending: ", std::strerror(errno));
+  tensorboard_ = std::make_unique<TensorBoardWriter>((std::filesystem::path(run_dir) / "tb").string());
 }
 
 MetricsLogger::~MetricsLogger() {
@@ -59,6 +60,13 @@ void MetricsLogger::log(const StepMetrics& m) {
   const std::string text = j.dump() + "\n";
   std::fwrite(text.data(), 1, text.size(), jsonl_);
   std::fflush(jsonl_);
+
+  tensorboard_->add_scalar("train/loss", m.step, m.loss);
+  tensorboard_->add_scalar("train/lr", m.step, m.lr);
+  tensorboard_->add_scalar("train/grad_norm", m.step, m.grad_norm);
+  tensorboard_->add_scalar("perf/tokens_per_s", m.step, m.tokens_per_s);
+  if (m.mfu) tensorboard_->add_scalar("perf/mfu", m.step, *m.mfu);
+  tensorboard_->flush();
 }
 
 }  // namespace pajama

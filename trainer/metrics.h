@@ -1,12 +1,16 @@
 // Training metrics: one console line per log step (step, loss, lr, grad norm,
-// tokens/s, MFU, elapsed, ETA) on rank 0, and the same figures as one JSON object
-// per line in <run dir>/metrics.jsonl. A resumed run appends to the same file.
+// tokens/s, MFU, elapsed, ETA) on rank 0, the same figures as one JSON object per
+// line in <run dir>/metrics.jsonl (a resumed run appends), and TensorBoard scalars
+// in <run dir>/tb.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <memory>
 #include <string>
+
+#include "trainer/tensorboard_writer.h"
 
 namespace pajama {
 
@@ -36,6 +40,7 @@ class MetricsLogger {
  private:
   bool enabled_;
   std::FILE* jsonl_ = nullptr;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"

@@ -104,6 +104,10 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("every_steps", c.log.every_steps);
     s.field("peak_flops", c.log.peak_flops);
   });
+  b.section("eval", [&](ConfigBinder& s) {
+    s.field("every_steps", c.eval.every_steps);
+    s.field("batches", c.eval.batches);
+  });
   b.finish();
 }
 
@@ -181,6 +185,7 @@ void TrainConfig::validate() const {
                   " exceeds model.max_seq_len ", model.llama.max_seq_len, "; raise model.max_seq_len");
   checkpoint.validate();
   log.validate();
+  eval.validate();
 }
 
 TrainConfig load_train_config(const std::string& file, const std::vector<std::string>& overrides) {

@@ -11,6 +11,7 @@
 #include "data/data_config.h"
 #include "model/llama_config.h"
 #include "parallel/parallel_config.h"
+#include "trainer/evaluator.h"
 #include "trainer/lr_schedule.h"
 
 namespace pajama {
@@ -65,6 +66,7 @@ struct TrainConfig {
   CommConfig comm;                      // YAML section parallel (timeout_s)
   CheckpointConfig checkpoint;
   LogConfig log;
+  EvalConfig eval;
   void validate() const;                // cross-section checks (seq_len vs max_seq_len, ...)
 };
 

@@ -8,8 +8,8 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/sample_source_factory.h"
-#include "model/hf_checkpoint.h"
 #include "model/param_count.h"
+#include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/signals.h"
 
@@ -68,7 +68,7 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
   model_->to(device_, dtype_);
   if (!cfg.model.init_from.empty()) {
     log_info("initialising weights from Hugging Face directory ", cfg.model.init_from);
-    load_hf_weights(*model_, cfg.model.init_from);
+    init_from_hf(model_, cfg.model.init_from);
   }
 
   NamedParameters params;
@@ -82,8 +82,19 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
   batch_buffer_.resize(static_cast<size_t>(cfg.train.micro_batch_size * (cfg.train.seq_len + 1)));
 
   metrics_ = std::make_unique<MetricsLogger>(cfg.run.output_dir, world.is_main());
+  evaluator_ = std::make_unique<Evaluator>(
+      cfg.eval,
+      cfg.eval.every_steps > 0
+          ? make_sample_source(cfg.data, Split::kValid, cfg.train.seq_len, mc.vocab_size, seed,
+                               cfg.eval.batches * cfg.train.global_batch_size)
+          : nullptr,
+      cfg.train.global_batch_size, cfg.train.micro_batch_size, comm_, cfg.run.output_dir);
+  PAJAMA_CHECK_AS(ConfigError, cfg.eval.every_steps == 0 || evaluator_->enabled(),
+                  "eval.every_steps is ", cfg.eval.every_steps,
+                  " but there is no validation data; set data.valid_fraction or data.valid_datasets, "
+                  "or eval.every_steps: 0");
   checkpointer_ = std::make_unique<Checkpointer>(cfg.checkpoint, cfg.run.output_dir, comm_);
-  if (auto state = checkpointer_->maybe_resume(*model_, *optimizer_, mc, dump_train_config(cfg))) {
+  if (auto state = checkpointer_->maybe_resume(model_, *optimizer_, mc, dump_train_config(cfg))) {
     step_ = state->step;
     tokens_seen_ = state->tokens_seen;
     loader_->set_consumed_samples(state->consumed_samples);
@@ -115,10 +126,11 @@ int Trainer::train() {
     tokens_seen_ += cfg_.train.global_batch_size * cfg_.train.seq_len;
     loader_->advance();
     maybe_log(stats);
+    if (evaluator_->should_run(step_, max_steps)) evaluator_->run(model_, device_, step_);
 
     const bool stop = any_rank(comm_, stop_signal_received() != 0);
     if (stop || checkpointer_->should_save(step_, max_steps)) {
-      checkpointer_->save(step_, *model_, *optimizer_,
+      checkpointer_->save(step_, model_, *optimizer_,
                           TrainerState{step_, loader_->consumed_samples(), tokens_seen_}, dump_train_config(cfg_));
     }
     if (stop) {

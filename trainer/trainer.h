@@ -17,6 +17,7 @@
 #include "parallel/world.h"
 #include "parallel/zero_optimizer.h"
 #include "trainer/checkpointer.h"
+#include "trainer/evaluator.h"
 #include "trainer/metrics.h"
 #include "trainer/train_config.h"
 
@@ -53,6 +54,7 @@ class Trainer {
   std::unique_ptr<TokenLoader> loader_;
   std::unique_ptr<MetricsLogger> metrics_;
   std::unique_ptr<Checkpointer> checkpointer_;
+  std::unique_ptr<Evaluator> evaluator_;
   std::vector<int32_t> batch_buffer_;
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;

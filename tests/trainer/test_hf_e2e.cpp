@@ -1,0 +1,131 @@
+// Hugging Face interop for whole runs: a training checkpoint converted with
+// `pajama convert --to-hf` loads in transformers with the same logits, and a
+// transformers-made model used as model.init_from gives the same first-step loss.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "data/sample_source_factory.h"
+#include "data/token_loader.h"
+#include "model/llama.h"
+#include "model/safetensors.h"
+#include "test_util.h"
+#include "trainer/train_config.h"
+
+namespace pajama {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::string python() { return testing::env_or_fail("PAJAMA_PYTHON"); }
+std::string script() { return testing::source_dir() + "/tests/trainer/hf_roundtrip.py"; }
+std::string tiny() { return testing::source_dir() + "/configs/tiny.yaml"; }
+
+void write_raw(const fs::path& p, const void* data, size_t bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+}
+
+std::vector<float> read_floats(const fs::path& p) {
+  const std::string bytes = testing::read_text(p);
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), v.size() * 4);
+  return v;
+}
+
+TEST(HfInterop, ConvertedCheckpointLoadsInTransformersWithSameLogits) {
+  TempDir dir;
+  const std::string run = dir.str("run");
+  auto r = testing::run_command(testing::pajama_exe() + " train --config " + tiny() + " --set run.output_dir=" + run +
+                                " --set train.max_steps=3 --set log.every_steps=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_command(testing::pajama_exe() + " convert --checkpoint " + run + " --to-hf " + dir.str("hf") +
+                           " --max-shard-gb 0.002");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir.path() / "hf" / "config.json"));
+  EXPECT_TRUE(fs::exists(dir.path() / "hf" / "model.safetensors.index.json")) << "2 MB shards should split the model";
+
+  // pajama's logits for the same weights and tokens.
+  const TrainConfig cfg = load_train_config(tiny(), {});
+  Llama model(cfg.model.llama);
+  {
+    SafetensorsReader w(fs::path(run) / "checkpoints" / "step_00000003" / "model.safetensors");
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) p.value().copy_(w.tensor(p.key()));
+  }
+  const int64_t batch = 2, width = 17;
+  auto tokens = torch::randint(0, cfg.model.llama.vocab_size, {batch, width}, torch::kInt32);
+  write_raw(dir.path() / "tokens.bin", tokens.data_ptr<int32_t>(), batch * width * 4);
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model->forward(tokens.narrow(1, 0, width - 1).to(torch::kInt64)).contiguous();
+  }
+  r = testing::run_command(python() + " " + script() + " logits " + dir.str("hf") + " " + dir.str("tokens.bin") + " " +
+                           dir.str("hf_logits.bin"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto hf = read_floats(dir.path() / "hf_logits.bin");
+  ASSERT_EQ(static_cast<int64_t>(hf.size()), logits.numel());
+  const float* ours = logits.data_ptr<float>();
+  double max_diff = 0;
+  for (size_t i = 0; i < hf.size(); ++i) max_diff = std::max(max_diff, std::abs(double(hf[i]) - ours[i]));
+  EXPECT_LT(max_diff, 1e-4);
+  std::printf("max |logits(pajama) - logits(transformers)| = %.3g\n", max_diff);
+}
+
+TEST(HfInterop, InitFromTransformersModelGivesTheSameFirstStepLoss) {
+  TempDir dir;
+  auto r = testing::run_command(python() + " " + script() + " make " + dir.str("hf"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The first global batch of the tiny config (mock data, one rank).
+  const TrainConfig cfg = load_train_config(tiny(), {});
+  auto source = make_sample_source(cfg.data, Split::kTrain, cfg.train.seq_len, cfg.model.llama.vocab_size,
+                                   static_cast<uint64_t>(cfg.run.seed), 1000);
+  TokenLoader loader(source, cfg.train.global_batch_size, cfg.train.micro_batch_size, 0, 1);
+  const int64_t width = cfg.train.seq_len + 1;
+  std::vector<int32_t> all(static_cast<size_t>(cfg.train.global_batch_size * width));
+  for (int64_t m = 0; m < loader.num_micro_steps(); ++m) {
+    loader.fill_micro_batch(m, all.data() + m * cfg.train.micro_batch_size * width);
+  }
+  write_raw(dir.path() / "batch.bin", all.data(), all.size() * 4);
+  r = testing::run_command(python() + " " + script() + " loss " + dir.str("hf") + " " + dir.str("batch.bin") +
+                           " --batch " + std::to_string(cfg.train.global_batch_size) + " --width " +
+                           std::to_string(width));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double hf_loss = std::stod(r.output);
+
+  const std::string run = dir.str("run");
+  r = testing::run_command(testing::pajama_exe() + " train --config " + tiny() + " --set run.output_dir=" + run +
+                           " --set model.init_from=" + dir.str("hf") + " --set train.max_steps=5 --set log.every_steps=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream in(testing::read_text(fs::path(run) / "metrics.jsonl"));
+  std::string line;
+  std::vector<double> losses;
+  while (std::getline(in, line)) losses.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  ASSERT_EQ(losses.size(), 5u);
+  EXPECT_NEAR(losses[0], hf_loss, 1e-4 * hf_loss) << "pajama " << losses[0] << " vs transformers " << hf_loss;
+  EXPECT_LT(losses.back(), losses[0]) << "training continues from the imported weights";
+}
+
+TEST(HfInterop, InitFromGrowsTheVocabularyWithMeanRows) {
+  TempDir dir;
+  auto r = testing::run_command(python() + " " + script() + " make " + dir.str("hf"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string run = dir.str("run");
+  r = testing::run_command(testing::pajama_exe() + " train --config " + tiny() + " --set run.output_dir=" + run +
+                           " --set model.init_from=" + dir.str("hf") +
+                           " --set model.vocab_size=4160 --set train.max_steps=1 --set optim.lr=1e-12");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("vocabulary grown from 4096 to 4160"), std::string::npos) << r.output;
+  SafetensorsReader w(fs::path(run) / "checkpoints" / "step_00000001" / "model.safetensors");
+  const auto emb = w.tensor("model.embed_tokens.weight");
+  ASSERT_EQ(emb.size(0), 4160);
+  const auto mean = emb.narrow(0, 0, 4096).mean(0);
+  EXPECT_LT((emb[4100] - mean).abs().max().item<double>(), 1e-6);
+}
+
+}  // namespace
+}  // namespace pajama
