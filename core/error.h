@@ -40,7 +40,9 @@ std::string str(Args&&... args) {
 [[noreturn]] void rethrow_with_context(const std::string& context);
 template <typename... Args>
 [[noreturn]] void rethrow_with_context(Args&&... args) {
-  rethrow_with_context(str(std::forward<Args>(args)..., ": "));
+  // A named lvalue, so overload resolution picks the non-template above.
+  const std::string context = str(std::forward<Args>(args)..., ": ");
+  rethrow_with_context(context);
 }
 
 }  // namespace pajama

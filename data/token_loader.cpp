@@ -1,5 +1,7 @@
 #include "data/token_loader.h"
 
+#include <utility>
+
 #include "core/error.h"
 
 namespace pajama {
@@ -21,6 +23,11 @@ TokenLoader::TokenLoader(std::shared_ptr<const SampleSource> source, int64_t glo
                   "); change train.global_batch_size, train.micro_batch_size or the rank count");
   PAJAMA_CHECK(dp_rank >= 0 && dp_rank < dp_size, "dp_rank ", dp_rank, " out of range for ", dp_size, " ranks");
   num_micro_steps_ = global_batch / (micro_batch * dp_size);
+}
+
+void TokenLoader::set_consumed_samples(int64_t consumed) {
+  PAJAMA_CHECK_AS(CheckpointError, consumed >= 0, "loader state: consumed_samples ", consumed, " is negative");
+  consumed_samples_ = consumed;
 }
 
 void TokenLoader::fill_micro_batch(int64_t micro_step, int32_t* out) const {

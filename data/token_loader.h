@@ -19,17 +19,23 @@ class TokenLoader {
               int dp_rank, int dp_size);
 
   int64_t seq_len() const { return source_->seq_len(); }
+  int64_t global_batch() const { return global_batch_; }
   int64_t micro_batch() const { return micro_batch_; }
+  int dp_rank() const { return dp_rank_; }
+  int dp_size() const { return dp_size_; }
   int64_t num_micro_steps() const { return num_micro_steps_; }
 
   // Fills out[micro_batch * (seq_len+1)] (row-major) with micro-step `micro_step`
-  // of the current optimizer step for this rank.
+  // of the current optimizer step for this rank: global samples
+  // consumed + dp_rank*G/N + micro_step*micro_batch + [0, micro_batch).
   void fill_micro_batch(int64_t micro_step, int32_t* out) const;
   // Marks the current optimizer step consumed (consumed_samples += global_batch).
   void advance() { consumed_samples_ += global_batch_; }
 
   int64_t consumed_samples() const { return consumed_samples_; }
-  void set_consumed_samples(int64_t consumed) { consumed_samples_ = consumed; }
+  // Resume: any value >= 0 (it need not be a multiple of this run's global batch,
+  // so a run may resume with another global batch size).
+  void set_consumed_samples(int64_t consumed);
 
  private:
   std::shared_ptr<const SampleSource> source_;
