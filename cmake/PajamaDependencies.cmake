@@ -3,6 +3,11 @@
 
 set(_pajama_hint "run scripts/setup.sh (it installs Debian packages and the torch wheel)")
 
+# LibTorch's CMake package probes for a GPU unless TORCH_CUDA_ARCH_LIST is set; ninja may
+# re-run CMake without the caller's environment, so the default lives here too.
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+endif()
 find_package(Torch QUIET)
 if(NOT Torch_FOUND)
   message(FATAL_ERROR "LibTorch not found. Pass -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') or ${_pajama_hint}")

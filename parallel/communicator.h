@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "parallel/parallel_config.h"
 #include "parallel/world.h"
@@ -24,6 +25,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "single", "mpi", "nccl"
+  // Where this communicator's tensors live (CPU for MPI, the rank's GPU for NCCL).
+  virtual torch::Device device() const = 0;
 
   // In place over all ranks.
   virtual void all_reduce(torch::Tensor& t, ReduceOp op) = 0;
@@ -31,21 +34,38 @@ class Communicator {
   virtual void reduce_scatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) = 0;
   // output holds size() chunks of input.numel(); chunk r comes from rank r.
   virtual void all_gather(const torch::Tensor& input, torch::Tensor& output) = 0;
+  // Uneven variants over one contiguous range split into size() consecutive segments
+  // of counts[r] elements (a count may be 0): rank r receives the reduction of segment r
+  // into output (counts[rank()] elements) ...
+  virtual void reduce_scatter_v(const torch::Tensor& input, torch::Tensor& output,
+                                const std::vector<int64_t>& counts, ReduceOp op) = 0;
+  // ... and segment r of output (sum(counts) elements) receives rank r's input
+  // (counts[r] elements). input may be output's own segment (in place).
+  virtual void all_gather_v(const torch::Tensor& input, torch::Tensor& output,
+                            const std::vector<int64_t>& counts) = 0;
   virtual void broadcast(torch::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
   // Waits for every collective issued so far (NCCL: on its stream; MPI: no-op).
+  // NCCL: the caller's current CUDA stream waits (an event, not a host sync).
   virtual void synchronize() {}
+  // Overlap mode (NCCL only; a no-op elsewhere). By default the caller's current stream
+  // waits for each collective's result, so results are safe to use at once. While
+  // overlap is on, it does not: the compute stream runs ahead (backward keeps going while
+  // buckets reduce) and the caller must call synchronize() before reading the results.
+  virtual void set_overlap(bool /*on*/) {}
 
   // Payload bytes this rank has sent through collectives so far, counted with the
   // standard ring volumes: all_reduce 2(N-1)/N * bytes, reduce_scatter and
-  // all_gather (N-1)/N * full bytes, broadcast bytes on the root.
+  // all_gather (N-1)/N * full bytes (the _v variants: of sum(counts) elements),
+  // broadcast bytes on the root; barrier 0. Each call's share is rounded down; zero for N = 1.
   virtual int64_t bytes_sent() const = 0;
   // Ends the whole job with `code` (MPI_Abort / ncclCommAbort + MPI_Abort).
   [[noreturn]] virtual void abort(int code) = 0;
 };
 
 // MPI is initialised once per process by this call (or earlier ones); safe to call again.
-// device CPU -> MPI backend (or identity for one rank); device CUDA -> NCCL backend.
+// A world of one -> identity ("single") on any device; device CPU -> MPI backend;
+// device CUDA -> NCCL backend on GPU local_rank (ConfigError in a build without CUDA).
 std::unique_ptr<Communicator> make_communicator(const World& world, const torch::Device& device,
                                                 const CommConfig& config);
 

@@ -28,6 +28,10 @@ namespace pajama {
 
 using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// Elements each of `num_ranks` ranks owns for `num_params` parameters: the flat buffer
+// padded to a multiple of 16 * num_ranks, split evenly. `pajama info` uses the same rule.
+int64_t zero_partition_numel(int64_t num_params, int64_t num_ranks);
+
 struct ZeroMemoryStats {
   int64_t param_numel = 0;          // P, total parameters (without padding)
   int64_t padded_numel = 0;         // P rounded up so it splits evenly
@@ -59,6 +63,9 @@ class ZeroOptimizer {
 
   ZeroMemoryStats memory_stats() const;
   int64_t step_count() const;
+  // Stage 2: how many gradient buckets the current/last step reduced from the gradient
+  // hooks while backward was still running (the rest are reduced in step()); 0 otherwise.
+  int64_t num_buckets_reduced_in_backward() const;
 
   // Checkpoint support (per parameter name, global coordinates): for each parameter,
   // the [begin, end) range of its flattened elements that this rank owns, and
