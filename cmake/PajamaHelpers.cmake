@@ -12,6 +12,11 @@ if(PAJAMA_LLD)
   add_link_options(-fuse-ld=lld)
 endif()
 
+# The torch wheel's libtorch_cpu.so exports its own copy of std::filesystem; when it
+# precedes libstdc++ in the link order, calls such as std::filesystem::remove_all bind
+# to it and crash. Naming libstdc++ first makes the dynamic linker resolve to it.
+add_link_options(-Wl,--no-as-needed -lstdc++)
+
 if(PAJAMA_SANITIZE)
   list(JOIN PAJAMA_SANITIZE "," _pajama_san)
   add_compile_options(-fsanitize=${_pajama_san} -fno-omit-frame-pointer)

@@ -1,0 +1,281 @@
+#include "model/hf_checkpoint.h"
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "model/safetensors.h"
+
+namespace pajama {
+namespace {
+
+// rethrow_with_context(args...) from core/error.h recurses forever (its variadic template
+// re-selects itself for the std::string it builds); call the string overload with a
+// const lvalue, which overload resolution sends to the non-template.
+template <typename... Args>
+[[noreturn]] void rethrow_in(Args&&... args) {
+  const std::string context = str(std::forward<Args>(args)..., ": ");
+  rethrow_with_context(context);
+}
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr const char* kSingleFile = "model.safetensors";
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+
+std::string torch_dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kFloat16: return "float16";
+    default: PAJAMA_FAIL_AS(CheckpointError, "cannot export weights of dtype ", t, " to Hugging Face format");
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Name -> shard file for a checkpoint directory.
+std::map<std::string, std::string> weight_map(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  if (fs::exists(dir / kSingleFile)) {
+    SafetensorsReader r(dir / kSingleFile);
+    for (const auto& n : r.names()) out[n] = kSingleFile;
+    return out;
+  }
+  const fs::path index = dir / kIndexFile;
+  PAJAMA_CHECK_AS(CheckpointError, fs::exists(index), dir.string(), " holds neither ", kSingleFile, " nor ", kIndexFile,
+                  "; expected a Hugging Face safetensors checkpoint (save_pretrained(safe_serialization=True))");
+  json j;
+  try {
+    j = json::parse(read_file(index));
+    for (const auto& [name, file] : j.at("weight_map").items()) out[name] = file.get<std::string>();
+  } catch (const json::exception& e) {
+    PAJAMA_FAIL_AS(CheckpointError, index.string(), ": not a valid index (", e.what(), ")");
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+}  // namespace
+
+LlamaConfig read_hf_config(const fs::path& dir) {
+  const fs::path path = dir / "config.json";
+  PAJAMA_CHECK_AS(ConfigError, fs::exists(path), "no config.json in ", dir.string());
+  const std::string file = path.string();
+  json j;
+  try {
+    j = json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    PAJAMA_FAIL_AS(ConfigError, file, ": invalid JSON: ", e.what());
+  }
+  PAJAMA_CHECK_AS(ConfigError, j.is_object(), file, ": not a JSON object");
+  try {
+    const std::string model_type = j.value("model_type", "");
+    PAJAMA_CHECK_AS(ConfigError, model_type == "llama", file, ": model_type '", model_type,
+                    "' is not supported; only 'llama' (LlamaForCausalLM) checkpoints can be loaded");
+    if (j.contains("architectures") && !j["architectures"].is_null()) {
+      bool ok = false;
+      for (const auto& a : j["architectures"]) ok = ok || a.get<std::string>() == "LlamaForCausalLM";
+      PAJAMA_CHECK_AS(ConfigError, ok, file, ": architectures ", j["architectures"].dump(),
+                      " do not include LlamaForCausalLM");
+    }
+    auto get_or = [&](const char* key, auto fallback) {
+      return j.contains(key) && !j[key].is_null() ? j[key].get<decltype(fallback)>() : fallback;
+    };
+    const std::string act = get_or("hidden_act", std::string("silu"));
+    PAJAMA_CHECK_AS(ConfigError, act == "silu", file, ": hidden_act '", act, "' is not supported (LLaMA uses silu)");
+    PAJAMA_CHECK_AS(ConfigError, !get_or("attention_bias", false) && !get_or("mlp_bias", false), file,
+                    ": attention_bias/mlp_bias are not supported (LLaMA has no biases)");
+    PAJAMA_CHECK_AS(ConfigError, !j.contains("rope_scaling") || j["rope_scaling"].is_null(), file, ": rope_scaling ",
+                    j.value("rope_scaling", json()).dump(), " is not supported");
+
+    LlamaConfig c;
+    c.vocab_size = get_or("vocab_size", int64_t{32000});
+    c.dim = get_or("hidden_size", int64_t{4096});
+    c.ffn_dim = get_or("intermediate_size", int64_t{11008});
+    c.n_layers = get_or("num_hidden_layers", int64_t{32});
+    c.n_heads = get_or("num_attention_heads", int64_t{32});
+    c.n_kv_heads = get_or("num_key_value_heads", c.n_heads);
+    c.norm_eps = get_or("rms_norm_eps", 1e-6);
+    c.max_seq_len = get_or("max_position_embeddings", int64_t{2048});
+    c.tie_embeddings = get_or("tie_word_embeddings", false);
+    c.init_std = get_or("initializer_range", 0.02);
+    c.rope_theta = get_or("rope_theta", 10000.0);
+    if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+      const json& rp = j["rope_parameters"];
+      const std::string type = rp.contains("rope_type") && !rp["rope_type"].is_null() ? rp["rope_type"].get<std::string>()
+                                                                                      : "default";
+      PAJAMA_CHECK_AS(ConfigError, type == "default", file, ": rope_parameters.rope_type '", type,
+                      "' is not supported (only 'default')");
+      if (rp.contains("rope_theta") && !rp["rope_theta"].is_null()) c.rope_theta = rp["rope_theta"].get<double>();
+    }
+    if (j.contains("head_dim") && !j["head_dim"].is_null() && c.n_heads > 0) {
+      const auto head_dim = j["head_dim"].get<int64_t>();
+      PAJAMA_CHECK_AS(ConfigError, head_dim * c.n_heads == c.dim, file, ": head_dim ", head_dim,
+                      " != hidden_size / num_attention_heads = ", c.dim, " / ", c.n_heads,
+                      "; decoupled head dimensions are not supported");
+    }
+    c.validate();
+    return c;
+  } catch (const json::exception& e) {
+    PAJAMA_FAIL_AS(ConfigError, file, ": ", e.what());
+  } catch (...) {
+    rethrow_in("reading ", file);
+  }
+}
+
+void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
+  try {
+    const std::map<std::string, std::string> files = weight_map(dir);
+    auto params = model.named_parameters();
+    std::vector<std::string> missing, unexpected, mismatched;
+    std::set<std::string> expected;
+    for (const auto& p : params) expected.insert(p.key());
+
+    // Which file tensors do we read? Everything must line up before anything is copied.
+    std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
+    auto reader = [&](const std::string& file) -> SafetensorsReader& {
+      auto& r = readers[file];
+      if (!r) r = std::make_unique<SafetensorsReader>(dir / file);
+      return *r;
+    };
+    for (const auto& [name, file] : files) {
+      if (expected.count(name) != 0) continue;
+      if (ends_with(name, ".rotary_emb.inv_freq")) continue;  // a buffer older exports contain
+      if (name == "lm_head.weight" && model.config().tie_embeddings) {
+        log_warn(dir.string(), ": ignoring lm_head.weight because the config ties it to model.embed_tokens.weight");
+        continue;
+      }
+      unexpected.push_back(name);
+    }
+    for (const auto& p : params) {
+      auto it = files.find(p.key());
+      if (it == files.end()) {
+        missing.push_back(p.key());
+        continue;
+      }
+      const SafetensorsEntry& e = reader(it->second).entry(p.key());
+      if (c10::IntArrayRef(e.shape) != p.value().sizes()) {
+        mismatched.push_back(str(p.key(), " (checkpoint ", c10::IntArrayRef(e.shape), ", model ", p.value().sizes(), ")"));
+      }
+    }
+    if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+      std::string msg = "checkpoint does not match the model (" + std::to_string(model.config().n_layers) + " layers, dim " +
+                         std::to_string(model.config().dim) + "):";
+      if (!missing.empty()) msg += "\n  missing: " + join(missing);
+      if (!unexpected.empty()) msg += "\n  unexpected: " + join(unexpected);
+      if (!mismatched.empty()) msg += "\n  shape mismatch: " + join(mismatched);
+      PAJAMA_FAIL_AS(CheckpointError, msg);
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& p : params) {
+      const auto& file = files.at(p.key());
+      const torch::Tensor src = reader(file).tensor(p.key());
+      PAJAMA_CHECK_AS(CheckpointError, src.is_floating_point(), file, ": tensor '", p.key(), "' has integer dtype ",
+                      reader(file).entry(p.key()).dtype);
+      // copy_ converts dtype and device and keeps the parameter's storage.
+      p.value().copy_(src);
+    }
+  } catch (...) {
+    rethrow_in("loading Hugging Face weights from ", dir.string());
+  }
+}
+
+void load_hf_weights(Llama& model, const fs::path& dir) { load_hf_weights(*model, dir); }
+
+std::string hf_config_json(const LlamaConfig& cfg, torch::ScalarType dtype) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["vocab_size"] = cfg.vocab_size;
+  j["hidden_size"] = cfg.dim;
+  j["intermediate_size"] = cfg.hidden_ffn_dim();
+  j["num_hidden_layers"] = cfg.n_layers;
+  j["num_attention_heads"] = cfg.n_heads;
+  j["num_key_value_heads"] = cfg.kv_heads();
+  j["head_dim"] = cfg.head_dim();
+  j["hidden_act"] = "silu";
+  j["max_position_embeddings"] = cfg.max_seq_len;
+  j["initializer_range"] = cfg.init_std;
+  j["rms_norm_eps"] = cfg.norm_eps;
+  // transformers < 5 reads the top-level rope_theta, >= 5 rope_parameters: write both.
+  j["rope_theta"] = cfg.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", cfg.rope_theta}};
+  j["attention_bias"] = false;
+  j["attention_dropout"] = 0.0;
+  j["mlp_bias"] = false;
+  j["pretraining_tp"] = 1;
+  j["tie_word_embeddings"] = cfg.tie_embeddings;
+  j["bos_token_id"] = 1;
+  j["eos_token_id"] = 2;
+  j["use_cache"] = true;
+  j["torch_dtype"] = torch_dtype_name(dtype);
+  j["dtype"] = torch_dtype_name(dtype);
+  return j.dump(2) + "\n";
+}
+
+void save_hf(LlamaImpl& model, const fs::path& dir, int64_t max_shard_bytes) {
+  PAJAMA_CHECK_AS(CheckpointError, max_shard_bytes > 0, "save_hf: max_shard_bytes must be positive");
+  try {
+    fs::create_directories(dir);
+    // Greedy sharding in state-dict order, like huggingface_hub's split_torch_state_dict_into_shards.
+    std::vector<NamedTensors> shards(1);
+    int64_t shard_bytes = 0, total_bytes = 0;
+    torch::ScalarType dtype = torch::kFloat32;
+    for (const auto& p : model.named_parameters()) {
+      const torch::Tensor t = p.value().detach();
+      dtype = t.scalar_type();
+      const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+      if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shards.back().emplace_back(p.key(), t);
+      shard_bytes += bytes;
+      total_bytes += bytes;
+    }
+    write_file_atomic(dir / "config.json", hf_config_json(model.config(), dtype));
+    const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+    if (shards.size() == 1) {
+      save_safetensors(dir / kSingleFile, shards[0], metadata);
+      fs::remove(dir / kIndexFile);  // shards of an earlier save would otherwise look current
+      return;
+    }
+    nlohmann::ordered_json map = nlohmann::ordered_json::object();
+    const size_t n = shards.size();
+    for (size_t i = 0; i < n; ++i) {
+      char name[64];
+      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, n);
+      save_safetensors(dir / name, shards[i], metadata);
+      for (const auto& [tensor_name, t] : shards[i]) map[tensor_name] = name;
+    }
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total_bytes}};
+    index["weight_map"] = map;
+    write_file_atomic(dir / kIndexFile, index.dump(2) + "\n");
+    fs::remove(dir / kSingleFile);  // HF prefers model.safetensors over the index; drop a stale one
+  } catch (...) {
+    rethrow_in("saving Hugging Face checkpoint to ", dir.string());
+  }
+}
+
+void save_hf(Llama& model, const fs::path& dir, int64_t max_shard_bytes) { save_hf(*model, dir, max_shard_bytes); }
+
+}  // namespace pajama

@@ -1,0 +1,74 @@
+#include "model/llama.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+#include "model/cross_entropy.h"
+
+namespace pajama {
+namespace {
+
+const LlamaConfig& validated(const LlamaConfig& cfg) {
+  cfg.validate();
+  return cfg;
+}
+
+}  // namespace
+
+LlamaBodyImpl::LlamaBodyImpl(const LlamaConfig& cfg) {
+  embed_tokens = register_module("embed_tokens", Embedding(cfg.vocab_size, cfg.dim));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.n_layers; ++i) layers->push_back(TransformerBlock(cfg));
+  norm = register_module("norm", RMSNorm(cfg.dim, cfg.norm_eps));
+}
+
+LlamaImpl::LlamaImpl(const LlamaConfig& cfg)
+    : cfg_(validated(cfg)), rope_(cfg.head_dim(), cfg.max_seq_len, cfg.rope_theta) {
+  model = register_module("model", LlamaBody(cfg_));
+  if (!cfg_.tie_embeddings) lm_head = register_module("lm_head", Linear(cfg_.dim, cfg_.vocab_size));
+}
+
+torch::Tensor LlamaImpl::head_weight() const {
+  return cfg_.tie_embeddings ? model->embed_tokens->weight : lm_head->weight;
+}
+
+torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens) {
+  PAJAMA_CHECK(tokens.dim() == 2 && tokens.scalar_type() == torch::kInt64, "Llama: tokens must be (B, T) int64, got ",
+               tokens.sizes(), " ", tokens.scalar_type());
+  PAJAMA_CHECK(tokens.size(1) <= cfg_.max_seq_len, "Llama: sequence length ", tokens.size(1),
+               " exceeds model.max_seq_len ", cfg_.max_seq_len);
+  torch::Tensor h = model->embed_tokens(tokens);
+  const auto [cos, sin] = rope_.get(tokens.size(1), h.device(), h.scalar_type());
+  for (const auto& layer : *model->layers) h = layer->as<TransformerBlock>()->forward(h, cos, sin);
+  return model->norm(h);
+}
+
+torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens) {
+  return torch::linear(hidden_states(tokens), head_weight());
+}
+
+torch::Tensor LlamaImpl::loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  PAJAMA_CHECK(targets.sizes() == tokens.sizes() && targets.scalar_type() == torch::kInt64,
+               "Llama::loss: targets must be int64 shaped like tokens ", tokens.sizes(), ", got ", targets.sizes(),
+               " ", targets.scalar_type());
+  const torch::Tensor logits = forward(tokens);
+  return cross_entropy_fp32(logits.view({-1, cfg_.vocab_size}), targets.reshape({-1}));
+}
+
+void LlamaImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& p : named_parameters()) {
+    torch::Tensor& w = p.value();
+    if (w.dim() == 1) {
+      w.fill_(1.0);  // RMSNorm gains
+      continue;
+    }
+    // Drawn in fp32 on the CPU and copied, so every device and dtype gets the same values.
+    torch::Tensor draw = torch::empty(w.sizes(), torch::kFloat32);
+    draw.normal_(0.0, cfg_.init_std, gen);
+    w.copy_(draw);
+  }
+}
+
+}  // namespace pajama

@@ -1,0 +1,290 @@
+#include "model/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace pajama {
+namespace {
+
+// rethrow_with_context(args...) from core/error.h recurses forever (its variadic template
+// re-selects itself for the std::string it builds); call the string overload with a
+// const lvalue, which overload resolution sends to the non-template.
+template <typename... Args>
+[[noreturn]] void rethrow_in(Args&&... args) {
+  const std::string context = str(std::forward<Args>(args)..., ": ");
+  rethrow_with_context(context);
+}
+
+using json = nlohmann::json;
+
+// The reference parser's limit (safetensors MAX_HEADER_SIZE).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+struct DtypeInfo {
+  const char* name;
+  torch::ScalarType type;
+};
+constexpr DtypeInfo kDtypes[] = {
+    {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+    {"I64", torch::kInt64},   {"I32", torch::kInt32},   {"I16", torch::kInt16},   {"I8", torch::kInt8},
+    {"U8", torch::kUInt8},    {"BOOL", torch::kBool},
+};
+
+uint64_t read_le64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+void write_all(int fd, const void* data, size_t size, const std::filesystem::path& path) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    // Linux caps one write at ~2 GiB; loop for large tensors.
+    const ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t{1} << 30));
+    if (n < 0 && errno == EINTR) continue;
+    PAJAMA_CHECK_AS(CheckpointError, n >= 0, "writing ", path.string(), ": ", std::strerror(errno));
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+// The 8-byte length and the header JSON, padded with spaces to a multiple of 8 so the data
+// starts 8-aligned (like the reference writer). Only dtypes and shapes are read here.
+std::string make_header(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : metadata) meta[k] = v;
+    header["__metadata__"] = meta;
+  }
+  std::set<std::string> seen;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    PAJAMA_CHECK(name != "__metadata__" && seen.insert(name).second, "safetensors: duplicate or reserved tensor name '",
+                 name, "'");
+    PAJAMA_CHECK(t.defined(), "safetensors: tensor '", name, "' is undefined");
+    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
+    header[name] = {{"dtype", torch_dtype_to_safetensors(t.scalar_type())},
+                    {"shape", t.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (size_t i = 0; i < 8; ++i) out[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  return out + text;
+}
+
+torch::Tensor host_bytes(const torch::Tensor& t) { return t.detach().to(torch::kCPU).contiguous(); }
+
+}  // namespace
+
+torch::ScalarType safetensors_dtype_to_torch(const std::string& dtype) {
+  for (const auto& d : kDtypes) {
+    if (dtype == d.name) return d.type;
+  }
+  PAJAMA_FAIL_AS(CheckpointError, "unsupported safetensors dtype '", dtype,
+                 "' (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
+}
+
+std::string torch_dtype_to_safetensors(torch::ScalarType dtype) {
+  for (const auto& d : kDtypes) {
+    if (dtype == d.type) return d.name;
+  }
+  PAJAMA_FAIL_AS(CheckpointError, "dtype ", dtype, " cannot be stored in safetensors by pajama");
+}
+
+SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(path) {
+  const std::string file = path.string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  PAJAMA_CHECK_AS(CheckpointError, fd >= 0, "cannot open ", file, ": ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    PAJAMA_FAIL_AS(CheckpointError, "cannot stat ", file, ": ", std::strerror(err));
+  }
+  map_size_ = static_cast<size_t>(st.st_size);
+  if (map_size_ < 8) {
+    ::close(fd);
+    PAJAMA_FAIL_AS(CheckpointError, file, ": not a safetensors file (", map_size_, " bytes, shorter than the 8-byte header length)");
+  }
+  void* m = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int err = errno;
+  ::close(fd);
+  PAJAMA_CHECK_AS(CheckpointError, m != MAP_FAILED, "cannot map ", file, ": ", std::strerror(err));
+  map_ = static_cast<const uint8_t*>(m);
+
+  try {
+    const uint64_t header_len = read_le64(map_);
+    PAJAMA_CHECK_AS(CheckpointError, header_len <= kMaxHeaderBytes && header_len <= map_size_ - 8, file,
+                    ": header length ", header_len, " is invalid for a file of ", map_size_,
+                    " bytes (is this a safetensors file?)");
+    const char* text = reinterpret_cast<const char*>(map_ + 8);
+    PAJAMA_CHECK_AS(CheckpointError, header_len > 0 && text[0] == '{', file,
+                    ": header does not start with '{' (is this a safetensors file?)");
+    data_ = map_ + 8 + header_len;
+    const uint64_t data_size = map_size_ - 8 - header_len;
+
+    // Duplicate keys are an error in the reference parser; nlohmann keeps the last one,
+    // so catch them while parsing.
+    std::set<std::string> keys;
+    std::string duplicate;
+    json header;
+    try {
+      header = json::parse(text, text + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
+        if (depth == 1 && event == json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second) {
+          duplicate = parsed.get<std::string>();
+        }
+        return true;
+      });
+    } catch (const json::exception& e) {
+      PAJAMA_FAIL_AS(CheckpointError, file, ": header is not valid JSON: ", e.what());
+    }
+    PAJAMA_CHECK_AS(CheckpointError, duplicate.empty(), file, ": tensor '", duplicate, "' appears twice in the header");
+    PAJAMA_CHECK_AS(CheckpointError, header.is_object(), file, ": header is not a JSON object");
+
+    std::vector<std::pair<uint64_t, std::string>> order;
+    for (const auto& [name, value] : header.items()) {
+      if (name == "__metadata__") {
+        PAJAMA_CHECK_AS(CheckpointError, value.is_object(), file, ": __metadata__ is not an object");
+        for (const auto& [k, v] : value.items()) {
+          PAJAMA_CHECK_AS(CheckpointError, v.is_string(), file, ": __metadata__ value of '", k, "' is not a string");
+          metadata_[k] = v.get<std::string>();
+        }
+        continue;
+      }
+      const std::string where = file + ": tensor '" + name + "'";
+      PAJAMA_CHECK_AS(CheckpointError,
+                      value.is_object() && value.contains("dtype") && value["dtype"].is_string() &&
+                          value.contains("shape") && value["shape"].is_array() && value.contains("data_offsets") &&
+                          value["data_offsets"].is_array() && value["data_offsets"].size() == 2 &&
+                          value["data_offsets"][0].is_number_unsigned() && value["data_offsets"][1].is_number_unsigned(),
+                      where, ": entry must be {\"dtype\": str, \"shape\": [int...], \"data_offsets\": [begin, end]}");
+      SafetensorsEntry e;
+      e.dtype = value["dtype"].get<std::string>();
+      const torch::ScalarType type = [&] {
+        try {
+          return safetensors_dtype_to_torch(e.dtype);
+        } catch (...) {
+          rethrow_in(where);
+        }
+      }();
+      uint64_t numel = 1;
+      for (const auto& d : value["shape"]) {
+        PAJAMA_CHECK_AS(CheckpointError, d.is_number_unsigned(), where, ": shape ", value["shape"].dump(),
+                        " has a non-integer or negative dimension");
+        const uint64_t n = d.get<uint64_t>();
+        PAJAMA_CHECK_AS(CheckpointError, n == 0 || numel <= std::numeric_limits<uint64_t>::max() / n, where,
+                        ": shape overflows");
+        numel *= n;
+        e.shape.push_back(static_cast<int64_t>(n));
+      }
+      e.begin = value["data_offsets"][0].get<uint64_t>();
+      e.end = value["data_offsets"][1].get<uint64_t>();
+      const uint64_t itemsize = c10::elementSize(type);
+      PAJAMA_CHECK_AS(CheckpointError, e.begin <= e.end && e.end <= data_size, where, ": data_offsets [", e.begin,
+                      ", ", e.end, ") fall outside the ", data_size, "-byte data buffer");
+      PAJAMA_CHECK_AS(CheckpointError, numel <= std::numeric_limits<uint64_t>::max() / itemsize &&
+                                           e.end - e.begin == numel * itemsize,
+                      where, ": data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
+                      e.dtype, " ", value["shape"].dump(), " needs ", numel * itemsize);
+      order.emplace_back(e.begin, name);
+      entries_.emplace(name, std::move(e));
+    }
+    // Sorted by offset, the tensors must tile the buffer exactly: no holes, no overlaps.
+    std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : entries_.at(a.second).end < entries_.at(b.second).end;
+    });
+    uint64_t reach = 0;
+    for (const auto& [begin, name] : order) {
+      PAJAMA_CHECK_AS(CheckpointError, begin == reach, file, ": tensor '", name, "' starts at byte ", begin,
+                      " of the data buffer, expected ", reach, " (tensors must be contiguous, without holes or overlaps)");
+      reach = entries_.at(name).end;
+      names_.push_back(name);
+    }
+    PAJAMA_CHECK_AS(CheckpointError, reach == data_size, file, ": tensors cover ", reach, " bytes but the data buffer has ",
+                    data_size, " (truncated or trailing bytes?)");
+  } catch (...) {
+    ::munmap(const_cast<uint8_t*>(map_), map_size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsReader::~SafetensorsReader() {
+  if (map_ != nullptr) ::munmap(const_cast<uint8_t*>(map_), map_size_);
+}
+
+const SafetensorsEntry& SafetensorsReader::entry(const std::string& name) const {
+  auto it = entries_.find(name);
+  PAJAMA_CHECK_AS(CheckpointError, it != entries_.end(), path_.string(), ": no tensor named '", name, "'");
+  return it->second;
+}
+
+torch::Tensor SafetensorsReader::tensor(const std::string& name) const {
+  const SafetensorsEntry& e = entry(name);
+  torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(safetensors_dtype_to_torch(e.dtype)));
+  // A copy, not a view of the mapping: offsets from other writers need not be aligned,
+  // and the tensor must outlive this reader.
+  if (e.end > e.begin) std::memcpy(t.data_ptr(), data_ + e.begin, e.end - e.begin);
+  return t;
+}
+
+std::string serialize_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+  std::string out = make_header(tensors, metadata);
+  for (const auto& [name, t] : tensors) {
+    const torch::Tensor c = host_bytes(t);
+    out.append(static_cast<const char*>(c.data_ptr()), c.nbytes());
+  }
+  return out;
+}
+
+void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  const std::string header = make_header(tensors, metadata);
+  const std::filesystem::path tmp = temp_path_for(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  PAJAMA_CHECK_AS(CheckpointError, fd >= 0, "cannot create ", tmp.string(), ": ", std::strerror(errno));
+  try {
+    write_all(fd, header.data(), header.size(), tmp);
+    // One tensor at a time, so a shard of device tensors is never all on the host at once.
+    for (const auto& [name, t] : tensors) {
+      const torch::Tensor c = host_bytes(t);
+      write_all(fd, c.data_ptr(), c.nbytes(), tmp);
+    }
+    PAJAMA_CHECK_AS(CheckpointError, ::fsync(fd) == 0, "flushing ", tmp.string(), ": ", std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    PAJAMA_FAIL_AS(CheckpointError, "closing ", tmp.string(), ": ", std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    ::unlink(tmp.c_str());
+    PAJAMA_FAIL_AS(CheckpointError, "renaming ", tmp.string(), " to ", path.string(), ": ", ec.message());
+  }
+  const auto parent = path.parent_path();
+  fsync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+}
+
+}  // namespace pajama

@@ -1,0 +1,29 @@
+// One pre-norm LLaMA decoder layer:
+//   h = x + attn(input_layernorm(x));  out = h + mlp(post_attention_layernorm(h)).
+// Submodules are registered in HF LlamaDecoderLayer's order (self_attn, mlp,
+// input_layernorm, post_attention_layernorm), which fixes the parameter name order.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/llama_config.h"
+#include "model/mlp.h"
+#include "model/rms_norm.h"
+
+namespace pajama {
+
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  explicit TransformerBlockImpl(const LlamaConfig& cfg);
+  // x (B, T, dim); cos/sin (T, head_dim/2) in x's dtype
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+  RMSNorm input_layernorm{nullptr};
+  RMSNorm post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+}  // namespace pajama

@@ -1,0 +1,51 @@
+// Shared helpers for the model tests: scratch directories and tensor comparisons.
+#pragma once
+
+#include <ftw.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace pajama::testing {
+
+// rm -rf without std::filesystem::remove_all: the LibTorch wheel exports its own copy of
+// that symbol, which crashes when the test binary resolves to it.
+inline void remove_tree(const std::filesystem::path& path) {
+  ::nftw(
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return std::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+// A fresh empty directory under the build tree (or /tmp), removed when the object dies.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag) {
+    static std::atomic<int> counter{0};
+    const char* bin = std::getenv("PAJAMA_BINARY_DIR");
+    const std::filesystem::path base =
+        bin != nullptr && *bin != '\0' ? std::filesystem::path(bin) / "tmp" : std::filesystem::temp_directory_path();
+    path_ = base / ("model_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    remove_tree(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    remove_tree(path_);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace pajama::testing
