@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "launch/command.h"
 #include "model/param_count.h"
 #include "parallel/zero_optimizer.h"

@@ -1,0 +1,45 @@
+// SHA-256 against FIPS 180-4 / NIST test vectors, and the streaming file hash.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "prepare_test_util.h"
+
+namespace pajama {
+namespace {
+
+TEST(Sha256, NistVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, StreamingEqualsOneShotAtEveryBlockBoundary) {
+  std::string data;
+  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>(i * 7 + 3));
+  for (size_t len : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 119u, 120u, 128u, 300u}) {
+    const std::string part = data.substr(0, len);
+    Sha256 h;
+    for (size_t i = 0; i < part.size(); i += 13) h.update(part.substr(i, 13));
+    EXPECT_EQ(h.hex_digest(), sha256_hex(part)) << "length " << len;
+  }
+}
+
+TEST(Sha256, FileMatchesSha256sum) {
+  const auto dir = test::make_temp_dir("hash");
+  std::string data;
+  for (int i = 0; i < 3000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 24));
+  test::write_bytes(dir / "f.bin", data);
+  const auto r = test::run_cmd("sha256sum " + test::quote((dir / "f.bin").string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(sha256_file_hex(dir / "f.bin"), r.output.substr(0, 64));
+  EXPECT_EQ(sha256_file_hex(dir / "f.bin"), sha256_hex(data));
+  EXPECT_THROW(sha256_file_hex(dir / "missing"), DataError);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace pajama
