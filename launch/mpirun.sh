@@ -9,6 +9,7 @@
 # forwarded to every rank with -x when they are set here, e.g.
 #   NCCL_SOCKET_IFNAME=eth0 NCCL_IB_HCA=mlx5 OMPI_MCA_btl_tcp_if_include=eth0 launch/mpirun.sh ...
 # Anything after "--" goes to mpirun itself (e.g. -- --mca plm_rsh_args "-p 2222").
+# SIGTERM or SIGINT to this script makes every rank checkpoint and exit 0 (see the end).
 set -euo pipefail
 
 usage() {
@@ -72,4 +73,16 @@ cmd=(mpirun -np "$np" "${hosts[@]}" --map-by slot --bind-to none
      "${env_args[@]}" "${mpi_extra[@]}"
      "$pajama" train --config "$config" "${train_args[@]}")
 echo "+ ${cmd[*]}" >&2
-exec "${cmd[@]}"
+# mpirun answers SIGTERM/SIGINT by killing the ranks one second later and exiting 1,
+# too soon for a checkpoint. It forwards SIGUSR1 instead, which every rank treats as
+# "checkpoint at the next step boundary and exit 0"; so a stop request to this script
+# (a scheduler's SIGTERM, Ctrl-C) becomes SIGUSR1 for mpirun, and the exit code is mpirun's.
+"${cmd[@]}" &
+child=$!
+trap 'echo "mpirun.sh: stop requested; every rank will checkpoint at its next step and exit" >&2; kill -USR1 "$child" 2>/dev/null || true' TERM INT
+rc=0
+while :; do
+  wait "$child" && rc=0 || rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$rc"

@@ -19,8 +19,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "sample corpus -> $data/corpus"
 python3 scripts/make_sample_corpus.py --output "$data/corpus"
 
-step "tokenizer (SentencePiece BPE, 4096 pieces, byte fallback)"
-"$pajama" tokenizer train --input "$data"/corpus/*.jsonl --vocab-size 4096 --output "$data/tokenizer"
+step "tokenizer (SentencePiece BPE, 8000 pieces, byte fallback)"
+"$pajama" tokenizer train --input "$data"/corpus/*.jsonl --vocab-size 8000 --output "$data/tokenizer"
 
 step "prepare Megatron shards"
 "$pajama" prepare --input "$data/corpus/en.jsonl" --tokenizer "$data/tokenizer.model" --output "$data/en" --workers 2

@@ -36,7 +36,7 @@ def main():
         model = LlamaForCausalLM(cfg).to(torch.float32)
         model.save_pretrained(a.dir, safe_serialization=True)
         return 0
-    model = LlamaForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.float32, attn_implementation="eager").eval()
     tokens = load_tokens(a.tokens, a.batch, a.width)
     with torch.no_grad():
         logits = model(input_ids=tokens[:, :-1]).logits.float()

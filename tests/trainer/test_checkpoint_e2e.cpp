@@ -189,10 +189,17 @@ TEST_F(CheckpointE2E, SurvivesSigkillAtRandomMoments) {
   expect_identical_files(final_weights(ref, 30), final_weights(run, 30));
 }
 
-TEST_F(CheckpointE2E, SigtermToMpirunWritesACheckpointAndExitsZero) {
+// A scheduler's SIGTERM to the launcher (launch/mpirun.sh) makes every rank write a
+// checkpoint at the next step boundary; the job exits 0 and the next run resumes.
+TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsZero) {
   const std::string run = runs_.str("term");
-  const std::string extra = "--set checkpoint.every_steps=0 --set optim.decay_steps=100000 ";
-  const pid_t launcher = testing::spawn_command(testing::mpirun(2) + cmd(run, 100000, extra), runs_.str("term.log"));
+  const std::string train = cmd(run, 100000, "--set checkpoint.every_steps=0 --set optim.decay_steps=100000");
+  // launch/mpirun.sh takes the train options after --config; reuse them as --set pairs.
+  const std::string sets = train.substr(train.find(" --set "));
+  const std::string launcher_cmd = "env OMP_NUM_THREADS=1 " + testing::source_dir() + "/launch/mpirun.sh --np 2 --pajama " +
+                                   testing::pajama_exe() + " --config " + testing::source_dir() + "/configs/tiny.yaml" +
+                                   sets + " -- --oversubscribe --allow-run-as-root";
+  const pid_t launcher = testing::spawn_command(launcher_cmd, runs_.str("term.log"));
   ASSERT_GT(launcher, 0);
   std::this_thread::sleep_for(std::chrono::seconds(6));
   ::kill(launcher, SIGTERM);
@@ -202,10 +209,26 @@ TEST_F(CheckpointE2E, SigtermToMpirunWritesACheckpointAndExitsZero) {
   EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
   const auto before = read_metrics(run);
   ASSERT_FALSE(before.empty()) << log;
-  r_ = testing::run_command(testing::mpirun(2) + cmd(run, before.back().step + 2, extra));
+  r_ = testing::run_command(testing::mpirun(2) + cmd(run, before.back().step + 2,
+                                                     "--set checkpoint.every_steps=0 --set optim.decay_steps=100000"));
   EXPECT_EQ(r_.exit_code, 0) << r_.output;
   EXPECT_NE(r_.output.find("resumed from"), std::string::npos) << r_.output;
   EXPECT_EQ(read_metrics(run).back().step, before.back().step + 2);
+}
+
+// Under plain mpirun a SIGUSR1 (which mpirun forwards) does the same.
+TEST_F(CheckpointE2E, SigusrToMpirunWritesACheckpointAndExitsZero) {
+  const std::string run = runs_.str("usr1");
+  const pid_t launcher =
+      testing::spawn_command(testing::mpirun(2) + cmd(run, 100000, "--set checkpoint.every_steps=0"), runs_.str("usr1.log"));
+  ASSERT_GT(launcher, 0);
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  ::kill(launcher, SIGUSR1);
+  const int code = testing::wait_exit(launcher);
+  const std::string log = testing::read_text(runs_.str("usr1.log"));
+  EXPECT_EQ(code, 0) << log;
+  EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
+  EXPECT_FALSE(read_metrics(run).empty());
 }
 
 }  // namespace

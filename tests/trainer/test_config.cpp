@@ -36,7 +36,7 @@ TEST(Config, EveryShippedConfigLoadsAndValidates) {
     EXPECT_NO_THROW(load_train_config(entry.path().string(), {}));
     ++count;
   }
-  EXPECT_GE(count, 12);
+  EXPECT_GE(count, 11);
 }
 
 TEST(Config, PresetShapesMatchPublishedTable) {

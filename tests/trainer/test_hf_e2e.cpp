@@ -95,7 +95,10 @@ TEST(HfInterop, InitFromTransformersModelGivesTheSameFirstStepLoss) {
                            " --batch " + std::to_string(cfg.train.global_batch_size) + " --width " +
                            std::to_string(width));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const double hf_loss = std::stod(r.output);
+  // The loss is the last line (transformers may print warnings before it).
+  std::string last = r.output.substr(0, r.output.find_last_not_of("\n") + 1);
+  last = last.substr(last.find_last_of('\n') + 1);
+  const double hf_loss = std::stod(last);
 
   const std::string run = dir.str("run");
   r = testing::run_command(testing::pajama_exe() + " train --config " + tiny() + " --set run.output_dir=" + run +
