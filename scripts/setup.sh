@@ -42,6 +42,7 @@ torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 # TORCH_CUDA_ARCH_LIST keeps LibTorch's CMake package from probing for a GPU.
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}  # cache hits across clones of the repo
 if [[ ! -f $build/build.ninja ]]; then
   log "configuring $build"
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
