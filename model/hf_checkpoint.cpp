@@ -86,14 +86,19 @@ LlamaConfig read_hf_config(const fs::path& dir) {
   }
   PAJAMA_CHECK_AS(ConfigError, j.is_object(), file, ": not a JSON object");
   try {
+    // Baichuan-7B is a LLaMA with q/k/v fused into one W_pack matrix (split on load).
+    // Its successors spelled "BaichuanForCausalLM" (Baichuan-13B: ALiBi; Baichuan2:
+    // NormHead) are different models and are refused.
     const std::string model_type = j.value("model_type", "");
-    PAJAMA_CHECK_AS(ConfigError, model_type == "llama", file, ": model_type '", model_type,
-                    "' is not supported; only 'llama' (LlamaForCausalLM) checkpoints can be loaded");
+    PAJAMA_CHECK_AS(ConfigError, model_type == "llama" || model_type == "baichuan", file, ": model_type '", model_type,
+                    "' is not supported; only 'llama' (LlamaForCausalLM) and Baichuan-7B ('baichuan', "
+                    "BaiChuanForCausalLM) checkpoints can be loaded");
+    const std::string arch = model_type == "llama" ? "LlamaForCausalLM" : "BaiChuanForCausalLM";
     if (j.contains("architectures") && !j["architectures"].is_null()) {
       bool ok = false;
-      for (const auto& a : j["architectures"]) ok = ok || a.get<std::string>() == "LlamaForCausalLM";
-      PAJAMA_CHECK_AS(ConfigError, ok, file, ": architectures ", j["architectures"].dump(),
-                      " do not include LlamaForCausalLM");
+      for (const auto& a : j["architectures"]) ok = ok || a.get<std::string>() == arch;
+      PAJAMA_CHECK_AS(ConfigError, ok, file, ": architectures ", j["architectures"].dump(), " do not include ", arch,
+                      model_type == "baichuan" ? " (Baichuan-13B's ALiBi and Baichuan2's NormHead are not LLaMA)" : "");
     }
     auto get_or = [&](const char* key, auto fallback) {
       return j.contains(key) && !j[key].is_null() ? j[key].get<decltype(fallback)>() : fallback;
@@ -140,9 +145,41 @@ LlamaConfig read_hf_config(const fs::path& dir) {
   }
 }
 
+namespace {
+
+// Where a model parameter's values live in the files: a whole tensor, or (Baichuan's
+// W_pack) rows [row_begin, row_end) of a fused q/k/v tensor.
+struct TensorSource {
+  std::string file;
+  std::string tensor;
+  int64_t row_begin = -1;
+  int64_t row_end = -1;
+};
+
+std::map<std::string, TensorSource> tensor_sources(const std::map<std::string, std::string>& files,
+                                                   const LlamaConfig& cfg) {
+  std::map<std::string, TensorSource> out;
+  const std::string pack = ".self_attn.W_pack.weight";
+  const int64_t q_rows = cfg.n_heads * cfg.head_dim();
+  const int64_t kv_rows = cfg.kv_heads() * cfg.head_dim();
+  for (const auto& [name, file] : files) {
+    if (ends_with(name, pack)) {
+      const std::string prefix = name.substr(0, name.size() - std::string("W_pack.weight").size());
+      out[prefix + "q_proj.weight"] = {file, name, 0, q_rows};
+      out[prefix + "k_proj.weight"] = {file, name, q_rows, q_rows + kv_rows};
+      out[prefix + "v_proj.weight"] = {file, name, q_rows + kv_rows, q_rows + 2 * kv_rows};
+    } else {
+      out[name] = {file, name};
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
   try {
-    const std::map<std::string, std::string> files = weight_map(dir);
+    const std::map<std::string, TensorSource> sources = tensor_sources(weight_map(dir), model.config());
     auto params = model.named_parameters();
     std::vector<std::string> missing, unexpected, mismatched;
     std::set<std::string> expected;
@@ -155,7 +192,7 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
       if (!r) r = std::make_unique<SafetensorsReader>(dir / file);
       return *r;
     };
-    for (const auto& [name, file] : files) {
+    for (const auto& [name, src] : sources) {
       if (expected.count(name) != 0) continue;
       if (ends_with(name, ".rotary_emb.inv_freq")) continue;  // a buffer older exports contain
       if (name == "lm_head.weight" && model.config().tie_embeddings) {
@@ -165,14 +202,24 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
       unexpected.push_back(name);
     }
     for (const auto& p : params) {
-      auto it = files.find(p.key());
-      if (it == files.end()) {
+      auto it = sources.find(p.key());
+      if (it == sources.end()) {
         missing.push_back(p.key());
         continue;
       }
-      const SafetensorsEntry& e = reader(it->second).entry(p.key());
-      if (c10::IntArrayRef(e.shape) != p.value().sizes()) {
-        mismatched.push_back(str(p.key(), " (checkpoint ", c10::IntArrayRef(e.shape), ", model ", p.value().sizes(), ")"));
+      const TensorSource& src = it->second;
+      std::vector<int64_t> shape = reader(src.file).entry(src.tensor).shape;
+      if (src.row_begin >= 0) {
+        const int64_t fused_rows = model.config().dim + 2 * model.config().kv_heads() * model.config().head_dim();
+        if (shape.size() != 2 || shape[0] != fused_rows) {
+          mismatched.push_back(str(src.tensor, " (checkpoint ", c10::IntArrayRef(shape), ", model expects [", fused_rows,
+                                   ", ", model.config().dim, "] for fused q/k/v)"));
+          continue;
+        }
+        shape[0] = src.row_end - src.row_begin;
+      }
+      if (c10::IntArrayRef(shape) != p.value().sizes()) {
+        mismatched.push_back(str(p.key(), " (checkpoint ", c10::IntArrayRef(shape), ", model ", p.value().sizes(), ")"));
       }
     }
     if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
@@ -185,10 +232,11 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
     }
     torch::NoGradGuard no_grad;
     for (auto& p : params) {
-      const auto& file = files.at(p.key());
-      const torch::Tensor src = reader(file).tensor(p.key());
-      PAJAMA_CHECK_AS(CheckpointError, src.is_floating_point(), file, ": tensor '", p.key(), "' has integer dtype ",
-                      reader(file).entry(p.key()).dtype);
+      const TensorSource& s = sources.at(p.key());
+      torch::Tensor src = reader(s.file).tensor(s.tensor);
+      PAJAMA_CHECK_AS(CheckpointError, src.is_floating_point(), s.file, ": tensor '", s.tensor, "' has integer dtype ",
+                      reader(s.file).entry(s.tensor).dtype);
+      if (s.row_begin >= 0) src = src.narrow(0, s.row_begin, s.row_end - s.row_begin);
       // copy_ converts dtype and device and keeps the parameter's storage.
       p.value().copy_(src);
     }

@@ -2,6 +2,8 @@
 """transformers' side of the checkpoint interop tests.
 
   hf_roundtrip.py make DIR                     random tiny LlamaForCausalLM (tiny preset shape) -> DIR
+  hf_roundtrip.py make-baichuan DIR            the same model in DIR/llama, and in DIR/baichuan in Baichuan-7B's
+                                               layout (model_type baichuan, q/k/v fused into W_pack; no GQA)
   hf_roundtrip.py logits DIR TOKENS OUT        logits of LlamaForCausalLM.from_pretrained(DIR) for int32 tokens [B,T+1]
                                                (inputs = all but the last column) -> OUT as float32
   hf_roundtrip.py loss DIR TOKENS              mean next-token cross-entropy over the batch, printed
@@ -21,7 +23,7 @@ def load_tokens(path, batch, width):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["make", "logits", "loss"])
+    ap.add_argument("cmd", choices=["make", "make-baichuan", "logits", "loss"])
     ap.add_argument("dir")
     ap.add_argument("tokens", nargs="?")
     ap.add_argument("out", nargs="?")
@@ -29,12 +31,33 @@ def main():
     ap.add_argument("--width", type=int, default=17)
     a = ap.parse_args()
     torch.manual_seed(3)
-    if a.cmd == "make":
+    if a.cmd in ("make", "make-baichuan"):
+        baichuan = a.cmd == "make-baichuan"
         cfg = LlamaConfig(vocab_size=4096, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                          rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+                          num_attention_heads=4, num_key_value_heads=4 if baichuan else 2,
+                          max_position_embeddings=256, rms_norm_eps=1e-6 if baichuan else 1e-5,
+                          rope_theta=10000.0, tie_word_embeddings=False)
         model = LlamaForCausalLM(cfg).to(torch.float32)
-        model.save_pretrained(a.dir, safe_serialization=True)
+        if not baichuan:
+            model.save_pretrained(a.dir, safe_serialization=True)
+            return 0
+        import json, os
+        from safetensors.torch import save_file
+        model.save_pretrained(os.path.join(a.dir, "llama"), safe_serialization=True)
+        out = os.path.join(a.dir, "baichuan")
+        os.makedirs(out, exist_ok=True)
+        sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+        for i in range(cfg.num_hidden_layers):
+            p = f"model.layers.{i}.self_attn."
+            sd[p + "W_pack.weight"] = torch.cat([sd.pop(p + n + "_proj.weight") for n in ("q", "k", "v")], 0)
+        save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        bc = {"architectures": ["BaiChuanForCausalLM"], "model_type": "baichuan", "hidden_act": "silu",
+              "hidden_size": 128, "intermediate_size": 352, "num_attention_heads": 4, "num_hidden_layers": 4,
+              "vocab_size": 4096, "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "initializer_range": 0.02,
+              "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False,
+              "torch_dtype": "float32", "use_cache": True}
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(bc, f, indent=2)
         return 0
     model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.float32, attn_implementation="eager").eval()
     tokens = load_tokens(a.tokens, a.batch, a.width)

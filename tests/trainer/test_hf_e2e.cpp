@@ -8,6 +8,7 @@
 
 #include "data/sample_source_factory.h"
 #include "data/token_loader.h"
+#include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
 #include "test_util.h"
@@ -128,6 +129,35 @@ TEST(HfInterop, InitFromGrowsTheVocabularyWithMeanRows) {
   ASSERT_EQ(emb.size(0), 4160);
   const auto mean = emb.narrow(0, 0, 4096).mean(0);
   EXPECT_LT((emb[4100] - mean).abs().max().item<double>(), 1e-6);
+}
+
+// Baichuan-7B's layout (q/k/v fused in W_pack, model_type baichuan) loads as the
+// LLaMA it is: same logits as transformers gives for the unfused model.
+TEST(HfInterop, BaichuanWPackIsSplitIntoQkv) {
+  TempDir dir;
+  auto r = testing::run_command(python() + " " + script() + " make-baichuan " + dir.str());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const LlamaConfig cfg = read_hf_config(dir.path() / "baichuan");
+  EXPECT_EQ(cfg.vocab_size, 4096);
+  EXPECT_DOUBLE_EQ(cfg.norm_eps, 1e-6);
+  Llama model(cfg);
+  load_hf_weights(model, dir.path() / "baichuan");
+  const int64_t batch = 2, width = 17;
+  auto tokens = torch::randint(0, cfg.vocab_size, {batch, width}, torch::kInt32);
+  write_raw(dir.path() / "tokens.bin", tokens.data_ptr<int32_t>(), batch * width * 4);
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model->forward(tokens.narrow(1, 0, width - 1).to(torch::kInt64)).contiguous();
+  }
+  r = testing::run_command(python() + " " + script() + " logits " + dir.str("llama") + " " + dir.str("tokens.bin") +
+                           " " + dir.str("hf_logits.bin"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto hf = read_floats(dir.path() / "hf_logits.bin");
+  ASSERT_EQ(static_cast<int64_t>(hf.size()), logits.numel());
+  double max_diff = 0;
+  for (size_t i = 0; i < hf.size(); ++i) max_diff = std::max(max_diff, std::abs(double(hf[i]) - logits.data_ptr<float>()[i]));
+  EXPECT_LT(max_diff, 1e-4);
 }
 
 }  // namespace

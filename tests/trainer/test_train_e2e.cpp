@@ -81,6 +81,17 @@ TEST(TrainE2E, SameLossOnOneTwoAndFourRanksAndEveryZeroStage) {
                                           "--set parallel.zero_stage=" + std::to_string(stage));
       ASSERT_EQ(r.exit_code, 0) << name << "\n" << r.output;
       expect_same_curve(ref, read_metrics(dir.path() / name), name);
+      if (stage == 2) {
+        // The partition the optimizer reports equals what `pajama info --ranks N` promises.
+        const auto at = r.output.find("partition ");
+        ASSERT_NE(at, std::string::npos) << r.output;
+        const std::string partition = r.output.substr(at + 10, r.output.find(',', at) - at - 10);
+        const auto info = testing::run_command(testing::pajama_exe() + " info --config " + testing::source_dir() +
+                                               "/configs/tiny.yaml --set model.vocab_size=4097 --ranks " +
+                                               std::to_string(np));
+        EXPECT_NE(info.output.find("partition: " + partition + " elements per rank"), std::string::npos)
+            << "optimizer partition " << partition << "\n" << info.output;
+      }
     }
   }
 }
