@@ -21,15 +21,6 @@ namespace {
 
 constexpr uint64_t kValidSalt = 0x76616c6964ull;  // "valid"
 
-// Rethrows the exception in flight with "<context>: " in front. Calls core's
-// non-template overload through a const lvalue: the variadic template in
-// core/error.h re-selects itself for a std::string argument and recurses.
-template <typename... Args>
-[[noreturn]] void rethrow_in(Args&&... args) {
-  const std::string context = str(std::forward<Args>(args)..., ": ");
-  rethrow_with_context(context);
-}
-
 // Opens one prefix with the checks that need only the files and the config.
 std::shared_ptr<const IndexedDataset> open_prefix(const std::string& prefix, const std::string& key,
                                                   const std::string& tokenizer, const std::string& tokenizer_sha,
@@ -62,7 +53,7 @@ std::shared_ptr<const IndexedDataset> open_prefix(const std::string& prefix, con
   try {
     return std::make_shared<const IndexedDataset>(prefix);
   } catch (...) {
-    rethrow_in(key, ".path");
+    rethrow_with_context(key, ".path");
   }
 }
 
@@ -127,7 +118,7 @@ std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Sp
                  " is too small for one sample; it is left out of validation (", e.what(), ")");
         continue;
       }
-      rethrow_in(key, " (", split_name, " split)");
+      rethrow_with_context(key, " (", split_name, " split)");
     }
     log_info("data ", split_name, ": ", spec.path, " documents [", begin, ", ", end, ") ", packed->tokens_per_epoch(),
              " tokens, ", packed->samples_per_epoch(), " samples/epoch, weight ", spec.weight);

@@ -17,15 +17,6 @@
 namespace pajama {
 namespace {
 
-// rethrow_with_context(args...) from core/error.h recurses forever (its variadic template
-// re-selects itself for the std::string it builds); call the string overload with a
-// const lvalue, which overload resolution sends to the non-template.
-template <typename... Args>
-[[noreturn]] void rethrow_in(Args&&... args) {
-  const std::string context = str(std::forward<Args>(args)..., ": ");
-  rethrow_with_context(context);
-}
-
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -141,7 +132,7 @@ LlamaConfig read_hf_config(const fs::path& dir) {
   } catch (const json::exception& e) {
     PAJAMA_FAIL_AS(ConfigError, file, ": ", e.what());
   } catch (...) {
-    rethrow_in("reading ", file);
+    rethrow_with_context("reading ", file);
   }
 }
 
@@ -241,7 +232,7 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
       p.value().copy_(src);
     }
   } catch (...) {
-    rethrow_in("loading Hugging Face weights from ", dir.string());
+    rethrow_with_context("loading Hugging Face weights from ", dir.string());
   }
 }
 
@@ -320,7 +311,7 @@ void save_hf(LlamaImpl& model, const fs::path& dir, int64_t max_shard_bytes) {
     write_file_atomic(dir / kIndexFile, index.dump(2) + "\n");
     fs::remove(dir / kSingleFile);  // HF prefers model.safetensors over the index; drop a stale one
   } catch (...) {
-    rethrow_in("saving Hugging Face checkpoint to ", dir.string());
+    rethrow_with_context("saving Hugging Face checkpoint to ", dir.string());
   }
 }
 

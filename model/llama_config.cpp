@@ -69,6 +69,22 @@ void LlamaConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, init_std > 0, "model.init_std must be positive, got ", init_std);
 }
 
+std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const std::string& a_label,
+                              const std::string& b_label, bool include_vocab) {
+  std::string diff;
+  auto cmp = [&](const char* key, auto x, auto y) {
+    if (x != y) diff += str("\n  model.", key, ": ", a_label, " ", x, ", ", b_label, " ", y);
+  };
+  if (include_vocab) cmp("vocab_size", a.vocab_size, b.vocab_size);
+  cmp("dim", a.dim, b.dim);
+  cmp("n_layers", a.n_layers, b.n_layers);
+  cmp("n_heads", a.n_heads, b.n_heads);
+  cmp("n_kv_heads", a.kv_heads(), b.kv_heads());
+  cmp("ffn_dim", a.hidden_ffn_dim(), b.hidden_ffn_dim());
+  cmp("tie_embeddings", a.tie_embeddings, b.tie_embeddings);
+  return diff;
+}
+
 LlamaConfig llama_preset(const std::string& name) {
   auto it = presets().find(name);
   if (it == presets().end()) {

@@ -31,6 +31,11 @@ struct LlamaConfig {
   void validate() const;
 };
 
+// The fields that decide parameter shapes and differ between a and b, one line each:
+// "\n  model.<key>: <a_label> <value>, <b_label> <value>"; empty when the shapes agree.
+std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const std::string& a_label,
+                              const std::string& b_label, bool include_vocab = true);
+
 // Published shapes: llama-7b, llama-13b, llama-33b, llama-65b, llama2-7b, baichuan-7b,
 // plus the project sizes tiny, 125m, 350m, 1b. Throws ConfigError listing the names.
 LlamaConfig llama_preset(const std::string& name);

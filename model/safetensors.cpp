@@ -19,15 +19,6 @@
 namespace pajama {
 namespace {
 
-// rethrow_with_context(args...) from core/error.h recurses forever (its variadic template
-// re-selects itself for the std::string it builds); call the string overload with a
-// const lvalue, which overload resolution sends to the non-template.
-template <typename... Args>
-[[noreturn]] void rethrow_in(Args&&... args) {
-  const std::string context = str(std::forward<Args>(args)..., ": ");
-  rethrow_with_context(context);
-}
-
 using json = nlohmann::json;
 
 // The reference parser's limit (safetensors MAX_HEADER_SIZE).
@@ -181,7 +172,7 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
         try {
           return safetensors_dtype_to_torch(e.dtype);
         } catch (...) {
-          rethrow_in(where);
+          rethrow_with_context(where);
         }
       }();
       uint64_t numel = 1;

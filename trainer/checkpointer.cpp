@@ -58,17 +58,7 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
 }
 
 void check_same_shape(const LlamaConfig& saved, const LlamaConfig& now, const fs::path& dir) {
-  std::string diff;
-  auto cmp = [&](const char* key, auto a, auto b) {
-    if (a != b) diff += str("\n  model.", key, ": checkpoint ", a, ", config ", b);
-  };
-  cmp("vocab_size", saved.vocab_size, now.vocab_size);
-  cmp("dim", saved.dim, now.dim);
-  cmp("n_layers", saved.n_layers, now.n_layers);
-  cmp("n_heads", saved.n_heads, now.n_heads);
-  cmp("n_kv_heads", saved.kv_heads(), now.kv_heads());
-  cmp("ffn_dim", saved.hidden_ffn_dim(), now.hidden_ffn_dim());
-  cmp("tie_embeddings", saved.tie_embeddings, now.tie_embeddings);
+  const std::string diff = shape_differences(saved, now, "checkpoint", "config");
   PAJAMA_CHECK_AS(CheckpointError, diff.empty(), dir.string(), " holds a model of another shape:", diff,
                   "\nresume it with the shape it was trained with, or start a new run.output_dir");
 }

@@ -9,16 +9,8 @@ namespace pajama {
 void init_from_hf(Llama& model, const std::filesystem::path& hf_dir) {
   const LlamaConfig hf = read_hf_config(hf_dir);
   const LlamaConfig& cfg = model->config();
-  std::string diff;
-  auto cmp = [&](const char* key, auto a, auto b) {
-    if (a != b) diff += str("\n  model.", key, ": ", hf_dir.string(), " has ", a, ", the config has ", b);
-  };
-  cmp("dim", hf.dim, cfg.dim);
-  cmp("n_layers", hf.n_layers, cfg.n_layers);
-  cmp("n_heads", hf.n_heads, cfg.n_heads);
-  cmp("n_kv_heads", hf.kv_heads(), cfg.kv_heads());
-  cmp("ffn_dim", hf.hidden_ffn_dim(), cfg.hidden_ffn_dim());
-  cmp("tie_embeddings", hf.tie_embeddings, cfg.tie_embeddings);
+  const std::string diff =
+      shape_differences(hf, cfg, hf_dir.string() + " has", "the config has", /*include_vocab=*/false);
   PAJAMA_CHECK_AS(ConfigError, diff.empty(), "model.init_from: the released model's shape differs from the config:",
                   diff, "\nset the model keys to the released shape (only model.vocab_size may be larger)");
   PAJAMA_CHECK_AS(ConfigError, cfg.vocab_size >= hf.vocab_size, "model.vocab_size ", cfg.vocab_size,

@@ -20,22 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-struct Record {
-  int64_t step;
-  double loss;
-};
-
-std::vector<Record> read_metrics(const fs::path& run_dir) {
-  std::vector<Record> out;
-  std::istringstream in(testing::read_text(run_dir / "metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    out.push_back({j.at("step").get<int64_t>(), j.at("loss").get<double>()});
-  }
-  return out;
-}
+using Record = testing::MetricRecord;
+using testing::read_metrics;
 
 // Two small datasets of random documents (vocab 4096), blended 0.7/0.3.
 class CheckpointE2E : public ::testing::Test {

@@ -14,25 +14,8 @@ namespace {
 
 using testing::TempDir;
 
-struct Record {
-  int64_t step;
-  double loss;
-  double grad_norm;
-  double lr;
-};
-
-std::vector<Record> read_metrics(const std::filesystem::path& run_dir) {
-  std::vector<Record> out;
-  std::istringstream in(testing::read_text(run_dir / "metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    out.push_back({j.at("step").get<int64_t>(), j.at("loss").get<double>(), j.at("grad_norm").get<double>(),
-                   j.at("lr").get<double>()});
-  }
-  return out;
-}
+using Record = testing::MetricRecord;
+using testing::read_metrics;
 
 std::string train_cmd(const std::string& run_dir, const std::string& extra) {
   return testing::pajama_exe() + " train --config " + testing::source_dir() + "/configs/tiny.yaml --set run.output_dir=" +

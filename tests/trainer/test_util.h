@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -83,6 +85,27 @@ inline std::string read_text(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// One record of <run dir>/metrics.jsonl.
+struct MetricRecord {
+  int64_t step = 0;
+  double loss = 0;
+  double grad_norm = 0;
+  double lr = 0;
+};
+
+inline std::vector<MetricRecord> read_metrics(const std::filesystem::path& run_dir) {
+  std::vector<MetricRecord> out;
+  std::istringstream in(read_text(run_dir / "metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);
+    out.push_back({j.at("step").get<int64_t>(), j.at("loss").get<double>(), j.at("grad_norm").get<double>(),
+                   j.at("lr").get<double>()});
+  }
+  return out;
 }
 
 // Starts `cmd` through /bin/sh with exec (so the pid is the command's own), output to log.
