@@ -79,6 +79,16 @@ class SingleCommunicator final : public Communicator {
     detail::check_counts(counts, 1, 0, "reduce_scatter_v");
     copy(input, output, "reduce_scatter_v");
   }
+  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+                            ReduceOp) override {
+    detail::check_counts(counts, 1, 0, "reduce_scatter_v_add");
+    detail::check_tensor(input, device_, 0, "reduce_scatter_v_add");
+    detail::check_tensor(output, device_, 0, "reduce_scatter_v_add");
+    PAJAMA_CHECK_AS(CommError, input.numel() == output.numel(), "reduce_scatter_v_add: input has ", input.numel(),
+                    " elements, output ", output.numel(), " (world of 1)");
+    torch::NoGradGuard no_grad;
+    output.view(-1).add_(input.view(-1));
+  }
   void all_gather_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts) override {
     detail::check_counts(counts, 1, 0, "all_gather_v");
     copy(input, output, "all_gather_v");

@@ -218,6 +218,24 @@ class MpiCommunicator final : public Communicator {
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
+  // MPI has no reduce-into-accumulate: reduce into a kept scratch buffer, then add.
+  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+                            ReduceOp op) override {
+    check_tensor(output, torch::kCPU, rank_, "reduce_scatter_add");
+    PAJAMA_CHECK_AS(CommError, !counts.empty() && static_cast<int>(counts.size()) == size_ &&
+                                   output.numel() == counts[static_cast<size_t>(rank_)],
+                    "[rank ", rank_, "] reduce_scatter_add: output has ", output.numel(), " elements, expected counts[",
+                    rank_, "]");
+    const int64_t mine = output.numel();
+    if (scratch_.scalar_type() != input.scalar_type() || scratch_.numel() < mine) {
+      scratch_ = torch::empty({mine}, input.options());
+    }
+    torch::Tensor part = scratch_.narrow(0, 0, mine);
+    reduce_scatter_v(input, part, counts, op);
+    torch::NoGradGuard no_grad;
+    output.add_(part);
+  }
+
   void all_gather_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts) override {
     const char* name = "all_gather";
     check_tensor(input, torch::kCPU, rank_, name);
@@ -309,6 +327,7 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
   double timeout_s_;
   int64_t bytes_sent_ = 0;
+  torch::Tensor scratch_;  // reduce_scatter_v_add: the reduced segment before it is added
 };
 
 }  // namespace

@@ -13,6 +13,7 @@ struct AdamWConfig {
   double beta2 = 0.95;         // optim.betas[1]
   double eps = 1e-8;           // optim.eps
   double weight_decay = 0.1;   // optim.weight_decay, decoupled; not applied to 1-D tensors (norm weights)
+  void validate() const;       // ConfigError naming the optim.* key
 };
 
 struct ZeroConfig {
@@ -20,11 +21,13 @@ struct ZeroConfig {
   int64_t reduce_bucket_size = 50'000'000;    // elements per gradient reduce-scatter bucket (DeepSpeed's name)
   int64_t allgather_bucket_size = 50'000'000; // elements per parameter all-gather bucket (DeepSpeed's name)
   bool overlap_comm = true;                   // reduce buckets while backward runs (GPU); CPU reduces as buckets fill
-  std::string reduce_dtype = "fp32";          // gradient reduction dtype on the GPU: fp32 or bf16
+  std::string reduce_dtype = "fp32";          // dtype gradients travel in: fp32 or bf16 (accumulation is fp32)
+  void validate() const;                      // ConfigError naming the parallel.* key
 };
 
 struct CommConfig {
   double timeout_s = 600.0;    // a collective that takes longer is an error naming the rank and the operation
+  void validate() const;
 };
 
 }  // namespace pajama

@@ -21,7 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int64_t kFormatVersion = 1;
-const char* const kStateKinds[] = {"master", "exp_avg", "exp_avg_sq"};
 
 std::string rank_tag(int rank) {
   char buf[16];
@@ -139,7 +138,7 @@ void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, co
     for (const auto& s : optimizer.owned_slices()) {
       if (s.end <= s.begin) continue;
       slices.push_back({{"name", s.name}, {"shape", s.shape}, {"begin", s.begin}, {"end", s.end}});
-      for (const char* kind : kStateKinds) {
+      for (const std::string& kind : optimizer.state_kinds()) {
         tensors.emplace_back(s.name + "/" + kind, optimizer.state_slice(kind, s.name).detach().to(torch::kCPU).contiguous());
       }
     }
@@ -293,7 +292,7 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
           auto& reader = readers[file];
           if (!reader) reader = std::make_unique<SafetensorsReader>(dir / file);
           torch::NoGradGuard no_grad;
-          for (const char* kind : kStateKinds) {
+          for (const std::string& kind : optimizer.state_kinds()) {
             torch::Tensor src = reader->tensor(mine.name + "/" + kind).narrow(0, lo - b, hi - lo);
             optimizer.state_slice(kind, mine.name).narrow(0, lo - mine.begin, hi - lo).copy_(src);
           }

@@ -160,10 +160,7 @@ void TrainConfig::validate() const {
   model.llama.validate();
   train.validate();
   lr.validate();
-  PAJAMA_CHECK_AS(ConfigError, adamw.beta1 >= 0 && adamw.beta1 < 1 && adamw.beta2 >= 0 && adamw.beta2 < 1,
-                  "optim.betas must be in [0, 1), got [", adamw.beta1, ", ", adamw.beta2, "]");
-  PAJAMA_CHECK_AS(ConfigError, adamw.eps > 0, "optim.eps must be positive, got ", adamw.eps);
-  PAJAMA_CHECK_AS(ConfigError, adamw.weight_decay >= 0, "optim.weight_decay must be >= 0, got ", adamw.weight_decay);
+  adamw.validate();
   PAJAMA_CHECK_AS(ConfigError, data.source == "mock" || data.source == "shards",
                   "data.source must be mock or shards; got '", data.source, "'");
   PAJAMA_CHECK_AS(ConfigError, data.source != "shards" || !data.datasets.empty(),
@@ -174,13 +171,8 @@ void TrainConfig::validate() const {
   }
   PAJAMA_CHECK_AS(ConfigError, data.valid_fraction >= 0 && data.valid_fraction < 1,
                   "data.valid_fraction must be in [0, 1), got ", data.valid_fraction);
-  PAJAMA_CHECK_AS(ConfigError, zero.stage >= 0 && zero.stage <= 2,
-                  "parallel.zero_stage must be 0, 1 or 2 (ZeRO-3 is not supported), got ", zero.stage);
-  PAJAMA_CHECK_AS(ConfigError, zero.reduce_bucket_size > 0, "parallel.reduce_bucket_size must be positive");
-  PAJAMA_CHECK_AS(ConfigError, zero.allgather_bucket_size > 0, "parallel.allgather_bucket_size must be positive");
-  PAJAMA_CHECK_AS(ConfigError, zero.reduce_dtype == "fp32" || zero.reduce_dtype == "bf16",
-                  "parallel.reduce_dtype must be fp32 or bf16; got '", zero.reduce_dtype, "'");
-  PAJAMA_CHECK_AS(ConfigError, comm.timeout_s > 0, "parallel.timeout_s must be positive, got ", comm.timeout_s);
+  zero.validate();
+  comm.validate();
   PAJAMA_CHECK_AS(ConfigError, train.seq_len <= model.llama.max_seq_len, "train.seq_len ", train.seq_len,
                   " exceeds model.max_seq_len ", model.llama.max_seq_len, "; raise model.max_seq_len");
   checkpoint.validate();

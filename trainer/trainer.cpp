@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "data/sample_source_factory.h"
 #include "model/param_count.h"
+#include "parallel/adamw.h"
 #include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/signals.h"
@@ -36,12 +37,10 @@ torch::Device resolve_device(const TrainLoopConfig& train, const World& world) {
   return torch::Device(torch::kCPU);
 }
 
+// bf16 runs the same mixed-precision path on every device: bf16 parameters and
+// activations, fp32 master weights, optimizer state, gradient accumulation and loss.
 torch::Dtype resolve_dtype(const TrainLoopConfig& train, const torch::Device& device) {
-  if (train.dtype == "bf16") {
-    PAJAMA_CHECK_AS(ConfigError, device.is_cuda(),
-                    "train.dtype bf16 is supported on CUDA only; on the CPU use train.dtype: fp32 (or auto)");
-    return torch::kBFloat16;
-  }
+  if (train.dtype == "bf16") return torch::kBFloat16;
   if (train.dtype == "fp32") return torch::kFloat32;
   return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 }
@@ -73,7 +72,7 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
 
   NamedParameters params;
   for (const auto& p : model_->named_parameters()) params.emplace_back(p.key(), p.value());
-  optimizer_ = std::make_unique<ZeroOptimizer>(params, cfg.adamw, cfg.zero, comm_);
+  optimizer_ = std::make_unique<ZeroOptimizer>(params, adamw_factory(cfg.adamw), cfg.zero, comm_);
 
   const int64_t num_samples = cfg.train.max_steps * cfg.train.global_batch_size;
   auto source = make_sample_source(cfg.data, Split::kTrain, cfg.train.seq_len, mc.vocab_size, seed, num_samples);

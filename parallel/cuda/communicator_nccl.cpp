@@ -209,27 +209,30 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                         ReduceOp op) override {
     check_pair(input, output, "reduce_scatter");
-    check_counts(counts, size_, rank_, "reduce_scatter");
-    const int64_t total = sum_counts(counts);
-    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
-                    "[rank ", rank_, "] reduce_scatter: input has ", input.numel(), " elements (counts sum to ", total,
-                    "), output ", output.numel());
-    const ncclRedOp_t nop = nccl_op(op, input, rank_, "reduce_scatter");
-    const ncclDataType_t type = nccl_type(input.scalar_type(), rank_, "reduce_scatter");
-    const size_t es = input.element_size();
-    run("reduce_scatter", total, input.scalar_type(), {input, output}, [&] {
-      NCCL_CHECK(rank_, comm_, ncclGroupStart());
-      int64_t offset = 0;
-      for (int r = 0; r < size_; ++r) {
-        const int64_t c = counts[static_cast<size_t>(r)];
-        if (c > 0) {
-          const char* send = static_cast<const char*>(input.data_ptr()) + static_cast<size_t>(offset) * es;
-          void* recv = r == rank_ ? output.data_ptr() : const_cast<char*>(send);  // recv only used on the root
-          NCCL_CHECK(rank_, comm_, ncclReduce(send, recv, static_cast<size_t>(c), type, nop, r, comm_, stream_->stream()));
-        }
-        offset += c;
-      }
-      NCCL_CHECK(rank_, comm_, ncclGroupEnd());
+    const int64_t total = check_scatter(input, output, counts, "reduce_scatter");
+    run("reduce_scatter", total, input.scalar_type(), {input, output},
+        [&] { enqueue_reduces(input, output.data_ptr(), counts, op, "reduce_scatter"); });
+    bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
+  }
+
+  // The reduction lands in a temporary allocated on the comm stream and is added to
+  // output on that stream too, so overlap mode needs no extra synchronisation.
+  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+                            ReduceOp op) override {
+    check_tensor(input, device_, rank_, "reduce_scatter_add");
+    check_tensor(output, device_, rank_, "reduce_scatter_add");
+    const int64_t total = check_scatter(input, output, counts, "reduce_scatter_add");
+    c10::cuda::CUDAGuard guard(device_);
+    torch::Tensor part;
+    {
+      c10::cuda::CUDAStreamGuard on_comm(*stream_);
+      part = torch::empty({output.numel()}, input.options());
+    }
+    run("reduce_scatter_add", total, input.scalar_type(), {input, output, part}, [&] {
+      enqueue_reduces(input, part.data_ptr(), counts, op, "reduce_scatter_add");
+      c10::cuda::CUDAStreamGuard on_comm(*stream_);
+      torch::NoGradGuard no_grad;
+      output.add_(part);
     });
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
@@ -321,6 +324,37 @@ class NcclCommunicator final : public Communicator {
     check_tensor(output, device_, rank_, op);
     PAJAMA_CHECK_AS(CommError, input.scalar_type() == output.scalar_type(), "[rank ", rank_, "] ", op,
                     ": input and output dtypes differ");
+  }
+
+  int64_t check_scatter(const torch::Tensor& input, const torch::Tensor& output, const std::vector<int64_t>& counts,
+                        const char* op) {
+    check_counts(counts, size_, rank_, op);
+    const int64_t total = sum_counts(counts);
+    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
+                    "[rank ", rank_, "] ", op, ": input has ", input.numel(), " elements (counts sum to ", total,
+                    "), output ", output.numel());
+    return total;
+  }
+
+  // One ncclReduce per rank with a non-empty segment, in one group; this rank's
+  // segment lands at `recv`.
+  void enqueue_reduces(const torch::Tensor& input, void* recv, const std::vector<int64_t>& counts, ReduceOp op,
+                       const char* name) {
+    const ncclRedOp_t nop = nccl_op(op, input, rank_, name);
+    const ncclDataType_t type = nccl_type(input.scalar_type(), rank_, name);
+    const size_t es = input.element_size();
+    NCCL_CHECK(rank_, comm_, ncclGroupStart());
+    int64_t offset = 0;
+    for (int r = 0; r < size_; ++r) {
+      const int64_t c = counts[static_cast<size_t>(r)];
+      if (c > 0) {
+        const char* send = static_cast<const char*>(input.data_ptr()) + static_cast<size_t>(offset) * es;
+        void* dst = r == rank_ ? recv : const_cast<char*>(send);  // recv only used on the root
+        NCCL_CHECK(rank_, comm_, ncclReduce(send, dst, static_cast<size_t>(c), type, nop, r, comm_, stream_->stream()));
+      }
+      offset += c;
+    }
+    NCCL_CHECK(rank_, comm_, ncclGroupEnd());
   }
 
   // Issues one collective on the comm stream, ordered after the caller's stream.
