@@ -10,6 +10,7 @@
 #include "launch/command.h"
 #include "model/param_count.h"
 #include "parallel/zero_optimizer.h"
+#include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
 
 namespace {
@@ -18,16 +19,19 @@ struct InfoOptions {
   std::string config;
   std::vector<std::string> overrides;
   int64_t ranks = 1;
+  double device_memory_gib = 0;  // 0: no fit check
 };
 
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return buf;
+// train.dtype as the run would resolve it: auto is bf16 unless the run is pinned to the CPU.
+std::string planned_dtype(const pajama::TrainConfig& cfg) {
+  if (cfg.train.dtype != "auto") return cfg.train.dtype;
+  return cfg.train.device == "cpu" ? "fp32" : "bf16";
 }
 
 void run_info(const InfoOptions& o) {
   PAJAMA_CHECK_AS(pajama::ConfigError, o.ranks >= 1, "--ranks must be >= 1, got ", o.ranks);
+  PAJAMA_CHECK_AS(pajama::ConfigError, o.device_memory_gib >= 0, "--device-memory must be >= 0 GiB, got ",
+                  o.device_memory_gib);
   const pajama::TrainConfig cfg = pajama::load_train_config(o.config, o.overrides);
   const pajama::LlamaConfig& m = cfg.model.llama;
   const int64_t p = pajama::count_parameters(m);
@@ -45,14 +49,29 @@ void run_info(const InfoOptions& o) {
   std::printf("flops per step: %.6e (global batch %" PRId64 " x %" PRId64 " tokens)\n",
               fpt * static_cast<double>(cfg.train.global_batch_size * cfg.train.seq_len),
               cfg.train.global_batch_size, cfg.train.seq_len);
-  std::printf("ZeRO-2 memory per rank at %" PRId64 " rank(s), bf16 params/grads, fp32 master + AdamW:\n", n);
+
+  const std::string dtype = planned_dtype(cfg);
+  const pajama::MemoryPlan plan = pajama::plan_memory(cfg, n, dtype);
+  std::printf("memory per rank at %" PRId64 " rank(s): ZeRO-%" PRId64 ", %s parameters, reduce %s, micro-batch %" PRId64
+              " x seq %" PRId64 ", activation checkpointing %s\n",
+              n, cfg.zero.stage, dtype.c_str(), cfg.zero.reduce_dtype.c_str(), cfg.train.micro_batch_size,
+              cfg.train.seq_len, cfg.train.activation_checkpointing.c_str());
   std::printf("  partition: %" PRId64 " elements per rank (%" PRId64 " padding in total)\n", part, part * n - p);
-  std::printf("  weights (bf16, replicated):   %s\n", gib(2.0 * static_cast<double>(p)).c_str());
-  std::printf("  gradients (bf16, partition):  %s\n", gib(2.0 * static_cast<double>(part)).c_str());
-  std::printf("  master weights (fp32):        %s\n", gib(4.0 * static_cast<double>(part)).c_str());
-  std::printf("  AdamW m and v (fp32):         %s\n", gib(8.0 * static_cast<double>(part)).c_str());
-  std::printf("  total (without activations and buckets): %s\n",
-              gib(2.0 * static_cast<double>(p) + 14.0 * static_cast<double>(part)).c_str());
+  for (const auto& t : plan.terms) {
+    const std::string label = t.name + ":";
+    std::printf("  %-24s %12s  (%s)\n", label.c_str(), pajama::format_gib(static_cast<double>(t.bytes)).c_str(),
+                t.detail.c_str());
+  }
+  std::printf("peak memory per rank: %s\n", pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str());
+  if (o.device_memory_gib > 0) {
+    const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
+    const pajama::FitAdvice advice = pajama::advise_fit(cfg, n, dtype, device);
+    std::printf("fits: %s (%s of %s)\n", advice.fits ? "yes" : "no",
+                pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str(),
+                pajama::format_gib(static_cast<double>(device)).c_str());
+    if (!advice.reason.empty()) std::printf("  why: %s\n", advice.reason.c_str());
+    for (const auto& r : advice.remedies) std::printf("  would fit with: %s\n", r.c_str());
+  }
 }
 
 void register_info(CLI::App& app) {
@@ -60,7 +79,9 @@ void register_info(CLI::App& app) {
   auto* sub = app.add_subcommand("info", "Print a configured model's parameters, FLOPs per token and memory per rank");
   sub->add_option("--config,-c", opts->config, "YAML config")->required();
   sub->add_option("--set", opts->overrides, "Override a config key (repeatable)");
-  sub->add_option("--ranks,-n", opts->ranks, "Data-parallel ranks for the ZeRO-2 memory estimate");
+  sub->add_option("--ranks,-n", opts->ranks, "Data-parallel ranks for the memory plan");
+  sub->add_option("--device-memory", opts->device_memory_gib,
+                  "Device memory in GiB: print whether the plan fits and, if not, what would");
   sub->callback([opts] { run_info(*opts); });
 }
 

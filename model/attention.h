@@ -24,6 +24,10 @@ class AttentionImpl : public torch::nn::Module {
   Linear v_proj{nullptr};  // (n_kv_heads*head_dim, dim)
   Linear o_proj{nullptr};  // (dim, n_heads*head_dim)
 
+  int64_t n_heads() const { return n_heads_; }
+  int64_t n_kv_heads() const { return n_kv_heads_; }
+  int64_t head_dim() const { return head_dim_; }
+
  private:
   int64_t n_heads_;
   int64_t n_kv_heads_;

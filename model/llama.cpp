@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.h"
+#include "model/checkpoint.h"
 #include "model/cross_entropy.h"
 
 namespace pajama {
@@ -39,7 +40,24 @@ torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens) {
                " exceeds model.max_seq_len ", cfg_.max_seq_len);
   torch::Tensor h = model->embed_tokens(tokens);
   const auto [cos, sin] = rope_.get(tokens.size(1), h.device(), h.scalar_type());
-  for (const auto& layer : *model->layers) h = layer->as<TransformerBlock>()->forward(h, cos, sin);
+  // Checkpointing only matters when a graph is recorded; eval and inference run the plain path.
+  const auto mode = torch::GradMode::is_enabled() ? training_.checkpointing : ActivationCheckpointing::kNone;
+  for (const auto& layer : *model->layers) {
+    TransformerBlockImpl* block = layer->as<TransformerBlock>();
+    switch (mode) {
+      case ActivationCheckpointing::kNone:
+        h = block->forward(h, cos, sin);
+        break;
+      case ActivationCheckpointing::kFull:
+        // cos/sin are captured by value: the recomputation in backward needs them.
+        h = checkpoint([block, cos, sin](const torch::Tensor& x) { return block->forward(x, cos, sin); }, h,
+                       block->parameters());
+        break;
+      case ActivationCheckpointing::kSelective:
+        h = block->forward_selective(h, cos, sin);
+        break;
+    }
+  }
   return model->norm(h);
 }
 
@@ -51,8 +69,14 @@ torch::Tensor LlamaImpl::loss(const torch::Tensor& tokens, const torch::Tensor& 
   PAJAMA_CHECK(targets.sizes() == tokens.sizes() && targets.scalar_type() == torch::kInt64,
                "Llama::loss: targets must be int64 shaped like tokens ", tokens.sizes(), ", got ", targets.sizes(),
                " ", targets.scalar_type());
-  const torch::Tensor logits = forward(tokens);
-  return cross_entropy_fp32(logits.view({-1, cfg_.vocab_size}), targets.reshape({-1}));
+  const torch::Tensor hidden = hidden_states(tokens);
+  return chunked_linear_cross_entropy(hidden.reshape({-1, cfg_.dim}), head_weight(), targets.reshape({-1}),
+                                      training_.loss_chunk_tokens, training_.z_loss);
+}
+
+void LlamaImpl::set_training_options(const TrainingOptions& options) {
+  options.validate();
+  training_ = options;
 }
 
 void LlamaImpl::init_weights(uint64_t seed) {

@@ -7,6 +7,7 @@
 // (lm_head absent with tie_embeddings). Checkpoints rely on these names; a test pins them.
 //
 //   Llama model(cfg);  model->init_weights(seed);  model->to(device, dtype);
+//   model->set_training_options(opts);  // activation checkpointing, loss chunking, z-loss
 //   torch::Tensor loss = model->loss(tokens, targets);  // fp32 scalar
 //
 // Parameters may be re-pointed (param.set_data) by the optimizer; nothing here caches
@@ -22,6 +23,7 @@
 #include "model/llama_config.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/training_options.h"
 #include "model/transformer_block.h"
 
 namespace pajama {
@@ -43,11 +45,18 @@ class LlamaImpl : public torch::nn::Module {
 
   // tokens (B, T) int64, T <= max_seq_len -> logits (B, T, vocab_size) in the parameter dtype.
   torch::Tensor forward(const torch::Tensor& tokens);
-  // Final hidden states (B, T, dim) after the last RMSNorm, before the head.
+  // Final hidden states (B, T, dim) after the last RMSNorm, before the head. With grad mode
+  // on, each block runs as training_options().checkpointing says (same values either way).
   torch::Tensor hidden_states(const torch::Tensor& tokens);
-  // Mean next-token cross-entropy over all B*T positions, computed in fp32.
-  // targets[b, t] is the token that should follow tokens[b, 0..t].
+  // Mean next-token cross-entropy over all B*T positions, computed in fp32 (plus the z-loss
+  // term when training_options().z_loss > 0), through chunked_linear_cross_entropy: the
+  // (B*T, vocab) logits are never materialised. targets[b, t] is the token that should
+  // follow tokens[b, 0..t].
   torch::Tensor loss(const torch::Tensor& tokens, const torch::Tensor& targets);
+
+  // Validates and keeps `options` for later forward/loss calls. Default: TrainingOptions{}.
+  void set_training_options(const TrainingOptions& options);
+  const TrainingOptions& training_options() const { return training_; }
 
   // LLaMA/HF init: every matrix and the embedding ~ normal(0, init_std), norms = 1.
   // Draws from its own CPU generator seeded with `seed` in named_parameters() order, so the
@@ -63,6 +72,7 @@ class LlamaImpl : public torch::nn::Module {
 
  private:
   LlamaConfig cfg_;
+  TrainingOptions training_;
   RopeTables rope_;
 };
 TORCH_MODULE(Llama);

@@ -18,6 +18,11 @@ class TransformerBlockImpl : public torch::nn::Module {
   explicit TransformerBlockImpl(const LlamaConfig& cfg);
   // x (B, T, dim); cos/sin (T, head_dim/2) in x's dtype
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // The same function for activation_checkpointing: selective, through the fused ops of
+  // model/selective_recompute.h: per token it keeps x, q, k, v, the attention output and its
+  // logsumexp, h, gate and up, and recomputes both RMSNorm outputs, o_proj's input copy,
+  // silu(gate) and the SwiGLU product in backward (elementwise work, no matmul).
+  torch::Tensor forward_selective(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};

@@ -79,7 +79,7 @@ class SingleCommunicator final : public Communicator {
     detail::check_counts(counts, 1, 0, "reduce_scatter_v");
     copy(input, output, "reduce_scatter_v");
   }
-  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+  void reduce_scatter_v_add(torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                             ReduceOp) override {
     detail::check_counts(counts, 1, 0, "reduce_scatter_v_add");
     detail::check_tensor(input, device_, 0, "reduce_scatter_v_add");

@@ -40,9 +40,10 @@ class Communicator {
   virtual void reduce_scatter_v(const torch::Tensor& input, torch::Tensor& output,
                                 const std::vector<int64_t>& counts, ReduceOp op) = 0;
   // As reduce_scatter_v, but output += the reduction (output may be of a wider dtype,
-  // e.g. fp32 accumulating bf16 traffic). Ordered like the collective itself: on NCCL
-  // the addition runs on the communicator's stream, so overlap mode stays valid.
-  virtual void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output,
+  // e.g. fp32 accumulating bf16 traffic), and input is the backends' scratch: its
+  // contents are undefined afterwards (no temporary is allocated). Ordered like the
+  // collective itself: on NCCL the addition runs on the communicator's stream.
+  virtual void reduce_scatter_v_add(torch::Tensor& input, torch::Tensor& output,
                                     const std::vector<int64_t>& counts, ReduceOp op) = 0;
   // ... and segment r of output (sum(counts) elements) receives rank r's input
   // (counts[r] elements). input may be output's own segment (in place).

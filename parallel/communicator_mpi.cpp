@@ -218,22 +218,32 @@ class MpiCommunicator final : public Communicator {
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
-  // MPI has no reduce-into-accumulate: reduce into a kept scratch buffer, then add.
-  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+  // In place (MPI_IN_PLACE): this rank's reduced segment lands at the start of input,
+  // which the caller gives up as scratch, and is added to output from there.
+  void reduce_scatter_v_add(torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                             ReduceOp op) override {
-    check_tensor(output, torch::kCPU, rank_, "reduce_scatter_add");
-    PAJAMA_CHECK_AS(CommError, !counts.empty() && static_cast<int>(counts.size()) == size_ &&
-                                   output.numel() == counts[static_cast<size_t>(rank_)],
-                    "[rank ", rank_, "] reduce_scatter_add: output has ", output.numel(), " elements, expected counts[",
-                    rank_, "]");
-    const int64_t mine = output.numel();
-    if (scratch_.scalar_type() != input.scalar_type() || scratch_.numel() < mine) {
-      scratch_ = torch::empty({mine}, input.options());
-    }
-    torch::Tensor part = scratch_.narrow(0, 0, mine);
-    reduce_scatter_v(input, part, counts, op);
+    const char* name = "reduce_scatter_add";
+    check_tensor(input, torch::kCPU, rank_, name);
+    check_tensor(output, torch::kCPU, rank_, name);
+    check_counts(counts, size_, rank_, name);
+    check_avg(input, op, name);
+    const int64_t total = sum_counts(counts);
+    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
+                    "[rank ", rank_, "] ", name, ": input has ", input.numel(), " elements (counts sum to ", total,
+                    "), output ", output.numel(), " (expected ", counts[static_cast<size_t>(rank_)], ")");
+    std::vector<int> recv(counts.size());
+    for (size_t r = 0; r < counts.size(); ++r) recv[r] = to_int(counts[r], rank_, name);
+    to_int(total, rank_, name);
+    MPI_Request req;
+    MPI_CHECK(rank_, MPI_Ireduce_scatter(MPI_IN_PLACE, input.data_ptr(), recv.data(),
+                                         mpi_type(input.scalar_type(), rank_, name),
+                                         mpi_op(op, input.scalar_type(), rank_, name), comm_, &req));
+    wait(req, name, total, input.scalar_type());
+    torch::Tensor mine = input.narrow(0, 0, output.numel());
+    maybe_average(mine, op);
     torch::NoGradGuard no_grad;
-    output.add_(part);
+    output.add_(mine);
+    bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
   void all_gather_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts) override {
@@ -327,7 +337,6 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
   double timeout_s_;
   int64_t bytes_sent_ = 0;
-  torch::Tensor scratch_;  // reduce_scatter_v_add: the reduced segment before it is added
 };
 
 }  // namespace

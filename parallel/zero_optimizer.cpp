@@ -96,11 +96,17 @@ struct ZeroOptimizer::Impl {
                                             : GradPath::kHooks;
 
     torch::NoGradGuard no_grad;
-    flat_param = torch::zeros({padded_numel}, torch::TensorOptions().dtype(param_dtype).device(device));
-    for (auto& p : params) flat_param.narrow(0, p.offset, p.numel).copy_(p.tensor.detach().reshape({-1}));
+    // Moved one parameter at a time, so the old storage of each is freed as soon as it
+    // is copied: the model never exists twice.
+    flat_param = torch::empty({padded_numel}, torch::TensorOptions().dtype(param_dtype).device(device));
+    flat_param.narrow(0, param_numel, padded_numel - param_numel).zero_();
+    for (auto& p : params) {
+      torch::Tensor view = flat_param.narrow(0, p.offset, p.numel);
+      view.copy_(p.tensor.detach().reshape({-1}));
+      p.tensor.set_data(view.view(p.shape));
+    }
     // Every rank starts from rank 0's values, whatever its own initialisation did.
     if (n > 1) comm.broadcast(flat_param, 0);
-    for (auto& p : params) p.tensor.set_data(flat_param.narrow(0, p.offset, p.numel).view(p.shape));
 
     // fp32 parameters are their own master weights; bf16 ones get an fp32 copy.
     master = flat_param.narrow(0, own_lo, own_hi - own_lo);
@@ -137,6 +143,13 @@ struct ZeroOptimizer::Impl {
         buckets.push_back(std::move(b));
       }
       grad_partition = torch::zeros({partition_numel}, f32);
+      // CPU: the two buffers backward needs, allocated now, before activations churn the
+      // heap (allocated later, in the middle of backward, they would fragment it).
+      if (device.is_cpu()) {
+        for (int i = 0; i < 2; ++i) {
+          free_buffers.push_back(torch::empty({bucket_numel}, torch::TensorOptions().dtype(reduce_dtype).device(device)));
+        }
+      }
     } else {
       flat_grad = torch::zeros({padded_numel}, f32);
       if (path == GradPath::kViews) point_grads_at_flat_grad();
@@ -223,18 +236,25 @@ struct ZeroOptimizer::Impl {
                  " arrived twice in one backward; call begin_micro_step() before each micro-step's backward");
     p.arrived = true;
     const torch::Tensor flat = g.reshape({-1});
-    for (int bi : param_buckets[static_cast<size_t>(index)]) {
-      Bucket& b = buckets[static_cast<size_t>(bi)];
-      PAJAMA_CHECK(b.pending > 0 && bi <= next_bucket, "ZeroOptimizer: gradient of ", p.name,
+    // A parameter's buckets from the highest down, reducing each one as soon as it is
+    // complete: a parameter wider than a bucket never holds more than two open.
+    const auto& mine = param_buckets[static_cast<size_t>(index)];
+    for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
+      Bucket& b = buckets[static_cast<size_t>(*it)];
+      PAJAMA_CHECK(b.pending > 0 && *it <= next_bucket, "ZeroOptimizer: gradient of ", p.name,
                    " arrived after its bucket was reduced");
       const int64_t lo = std::max(b.lo, p.offset), hi = std::min(b.hi, p.offset + p.numel);
       open(b).narrow(0, lo - b.lo, hi - lo).copy_(flat.narrow(0, lo - p.offset, hi - lo));
       --b.pending;
+      reduce_ready_buckets();
     }
     g.reset();
-    // Buckets are reduced in one fixed order (last bucket first, the order backward
-    // produces them) so every rank issues the same collectives in the same sequence
-    // even if gradients arrive in a different order.
+  }
+
+  // Buckets are reduced in one fixed order (last bucket first, the order backward
+  // produces them when parameters are passed in forward order) so every rank issues the
+  // same collectives in the same sequence even if gradients arrive in another order.
+  void reduce_ready_buckets() {
     while (next_bucket >= 0 && buckets[static_cast<size_t>(next_bucket)].pending == 0) {
       reduce_bucket(buckets[static_cast<size_t>(next_bucket)]);
       --next_bucket;
@@ -339,7 +359,8 @@ struct ZeroOptimizer::Impl {
     // zero), one all-reduce adds them up. Stage 0 holds everything reduced, so it
     // also sums only its nominal partition.
     torch::Tensor norm_part = zero.stage == 0 ? g.narrow(0, rank * partition_numel, partition_numel) : g;
-    torch::Tensor sq = norm_part.square().sum(torch::kFloat64).reshape({1});
+    // The fp32 norm reduces without a partition-sized temporary (square() would make one).
+    torch::Tensor sq = at::linalg_vector_norm(norm_part, 2).to(torch::kFloat64).square().reshape({1});
     comm.all_reduce(sq, ReduceOp::kSum);
     torch::Tensor norm = sq.sqrt();
     if (grad_clip > 0) {

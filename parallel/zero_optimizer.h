@@ -59,9 +59,12 @@ struct ZeroMemoryStats {
 
 class ZeroOptimizer {
  public:
-  // Takes over `params` (the model's parameters, in model order): copies them into a
-  // flat buffer and re-points each parameter at its view. All ranks must pass the
-  // same names, shapes and order. `make_optimizer` builds the update rule for this
+  // Takes over `params`: copies them into a flat buffer in the order given and
+  // re-points each parameter at its view. All ranks must pass the same names, shapes
+  // and order. Pass them in the order forward first uses them: backward then produces
+  // gradients from the last bucket down and each bucket is reduced as soon as it fills
+  // (at most two bucket buffers alive); another order is correct but keeps buckets open
+  // longer. Checkpoints store state per parameter name, so the order is not persisted. `make_optimizer` builds the update rule for this
   // rank's partition (e.g. adamw_factory(config)).
   ZeroOptimizer(const NamedParameters& params, const ShardOptimizerFactory& make_optimizer, const ZeroConfig& zero,
                 Communicator& comm);

@@ -42,9 +42,9 @@ void MetricsLogger::log(const StepMetrics& m) {
   char mfu_buf[16];
   if (m.mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.1f%%", *m.mfu * 100.0);
   std::snprintf(line, sizeof line,
-                "step %6lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | mfu %s | elapsed %s | eta %s",
+                "step %6lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | mfu %s | mem %.0f MB | elapsed %s | eta %s",
                 static_cast<long long>(m.step), static_cast<long long>(m.max_steps), m.loss, m.lr, m.grad_norm,
-                m.tokens_per_s, m.mfu ? mfu_buf : "n/a", format_duration(m.elapsed_s).c_str(),
+                m.tokens_per_s, m.mfu ? mfu_buf : "n/a", m.peak_memory_mb, format_duration(m.elapsed_s).c_str(),
                 format_duration(m.eta_s).c_str());
   log_info(line);
 
@@ -57,6 +57,7 @@ void MetricsLogger::log(const StepMetrics& m) {
   j["mfu"] = m.mfu ? nlohmann::json(*m.mfu) : nlohmann::json(nullptr);
   j["elapsed_s"] = m.elapsed_s;
   j["tokens_seen"] = m.tokens_seen;
+  j["peak_memory_mb"] = m.peak_memory_mb;
   const std::string text = j.dump() + "\n";
   std::fwrite(text.data(), 1, text.size(), jsonl_);
   std::fflush(jsonl_);
@@ -66,6 +67,7 @@ void MetricsLogger::log(const StepMetrics& m) {
   tensorboard_->add_scalar("train/grad_norm", m.step, m.grad_norm);
   tensorboard_->add_scalar("perf/tokens_per_s", m.step, m.tokens_per_s);
   if (m.mfu) tensorboard_->add_scalar("perf/mfu", m.step, *m.mfu);
+  tensorboard_->add_scalar("perf/peak_memory_mb", m.step, m.peak_memory_mb);
   tensorboard_->flush();
 }
 

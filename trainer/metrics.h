@@ -25,6 +25,9 @@ struct StepMetrics {
   double elapsed_s = 0;          // since this process started training
   int64_t tokens_seen = 0;       // over the whole run, including before a resume
   double eta_s = 0;
+  // Peak memory so far above the process at rest (before the model existed), the largest
+  // over ranks, in MB: peak RSS (VmHWM) on the CPU, the caching allocator's peak on CUDA.
+  double peak_memory_mb = 0;
 };
 
 class MetricsLogger {

@@ -76,6 +76,9 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("device", c.train.device);
     s.field("dtype", c.train.dtype);
     s.field("threads", c.train.threads);
+    s.field("activation_checkpointing", c.train.activation_checkpointing);
+    s.field("loss_chunk_tokens", c.train.loss_chunk_tokens);
+    s.field("z_loss", c.train.z_loss);
   });
   b.section("optim", [&](ConfigBinder& s) { bind_optim(s, c.lr, c.adamw); });
   b.section("data", [&](ConfigBinder& s) {
@@ -139,6 +142,15 @@ void TrainLoopConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, dtype == "auto" || dtype == "fp32" || dtype == "bf16",
                   "train.dtype must be auto, fp32 or bf16; got '", dtype, "'");
   PAJAMA_CHECK_AS(ConfigError, threads >= 0, "train.threads must be >= 0, got ", threads);
+  training_options(*this).validate();
+}
+
+TrainingOptions training_options(const TrainLoopConfig& train) {
+  TrainingOptions o;
+  o.checkpointing = parse_activation_checkpointing(train.activation_checkpointing);
+  o.loss_chunk_tokens = train.loss_chunk_tokens;
+  o.z_loss = train.z_loss;
+  return o;
 }
 
 void CheckpointConfig::validate() const {

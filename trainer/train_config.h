@@ -10,6 +10,7 @@
 
 #include "data/data_config.h"
 #include "model/llama_config.h"
+#include "model/training_options.h"
 #include "parallel/parallel_config.h"
 #include "trainer/evaluator.h"
 #include "trainer/lr_schedule.h"
@@ -37,8 +38,14 @@ struct TrainLoopConfig {
   std::string device = "auto";          // auto | cpu | cuda (auto: cuda when available)
   std::string dtype = "auto";           // auto | fp32 | bf16 (auto: bf16 on cuda, fp32 on cpu)
   int64_t threads = 0;                  // CPU threads per rank (0: cores / ranks on the node)
+  std::string activation_checkpointing = "none";  // none | full | selective (model/training_options.h)
+  int64_t loss_chunk_tokens = 1024;     // tokens per chunk of the LM head + cross-entropy
+  double z_loss = 0.0;                  // weight of mean(logsumexp^2) in the loss (0 = off)
   void validate() const;
 };
+
+// The model's training options from the train section.
+TrainingOptions training_options(const TrainLoopConfig& train);
 
 struct CheckpointConfig {
   int64_t every_steps = 0;              // save every N steps (0 = only at the end and on signals)

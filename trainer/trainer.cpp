@@ -9,7 +9,10 @@
 #include "core/log.h"
 #include "data/sample_source_factory.h"
 #include "model/param_count.h"
+#include "model/parameter_order.h"
 #include "parallel/adamw.h"
+#include "parallel/device_memory.h"
+#include "trainer/memory_plan.h"
 #include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/signals.h"
@@ -45,6 +48,23 @@ torch::Dtype resolve_dtype(const TrainLoopConfig& train, const torch::Device& de
   return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 }
 
+// Logs the plan's peak; on a GPU whose memory the plan exceeds, warns before the first
+// step with what would make it fit (a plan, so a warning: the allocator has the last word).
+void check_memory_plan(const TrainConfig& cfg, const World& world, const torch::Device& device, torch::Dtype dtype) {
+  const std::string name = dtype == torch::kBFloat16 ? "bf16" : "fp32";
+  const MemoryPlan plan = plan_memory(cfg, world.size, name);
+  log_info("memory plan per rank: peak ", format_gib(static_cast<double>(plan.peak_bytes)), " (static ",
+           format_gib(static_cast<double>(plan.static_bytes)), "; `pajama info` prints the terms)");
+  const int64_t total = device_total_memory(device);
+  if (total <= 0) return;
+  const FitAdvice advice = advise_fit(cfg, world.size, name, total);
+  if (advice.fits) return;
+  std::string remedies = advice.reason.empty() ? "" : "\n  " + advice.reason;
+  for (const auto& r : advice.remedies) remedies += "\n  would fit with: " + r;
+  log_warn("the memory plan (", format_gib(static_cast<double>(plan.peak_bytes)), " per rank) exceeds ",
+           device.str(), "'s ", format_gib(static_cast<double>(total)), "; expect out-of-memory.", remedies);
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
@@ -58,6 +78,9 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
     const int64_t threads = cfg.train.threads > 0 ? cfg.train.threads : std::max<int64_t>(1, cores / world.local_size);
     torch::set_num_threads(static_cast<int>(threads));
   }
+  // What the process holds before the model exists: the baseline the memory plan and
+  // the peak-memory metric are measured from.
+  rest_memory_bytes_ = read_memory(device_).current_bytes;
   const auto seed = static_cast<uint64_t>(cfg.run.seed);
   torch::manual_seed(seed);
 
@@ -70,8 +93,10 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
     init_from_hf(model_, cfg.model.init_from);
   }
 
-  NamedParameters params;
-  for (const auto& p : model_->named_parameters()) params.emplace_back(p.key(), p.value());
+  model_->set_training_options(training_options(cfg.train));
+
+  check_memory_plan(cfg, world, device_, dtype_);
+  const NamedParameters params = parameters_in_forward_order(*model_);
   optimizer_ = std::make_unique<ZeroOptimizer>(params, adamw_factory(cfg.adamw), cfg.zero, comm_);
 
   const int64_t num_samples = cfg.train.max_steps * cfg.train.global_batch_size;
@@ -174,6 +199,12 @@ double Trainer::global_mean_loss(const torch::Tensor& local_loss) {
   return l.item<double>();
 }
 
+double Trainer::max_over_ranks(double value) {
+  torch::Tensor t = torch::full({1}, value, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  comm_.all_reduce(t, ReduceOp::kMax);
+  return t.item<double>();
+}
+
 void Trainer::maybe_log(const StepStats& stats) {
   const int64_t max_steps = cfg_.train.max_steps;
   if (step_ % cfg_.log.every_steps != 0 && step_ != max_steps) return;
@@ -191,6 +222,7 @@ void Trainer::maybe_log(const StepStats& stats) {
   m.elapsed_s = seconds_between(start_time_, now);
   m.tokens_seen = tokens_seen_;
   m.eta_s = steps > 0 ? dt / steps * static_cast<double>(max_steps - step_) : 0;
+  m.peak_memory_mb = max_over_ranks(static_cast<double>(read_memory(device_).peak_bytes - rest_memory_bytes_)) / 1e6;
   metrics_->log(m);
   last_log_time_ = now;
   last_log_step_ = step_;
@@ -229,3 +261,4 @@ int run_training(const std::string& config_file, const std::vector<std::string>&
 }
 
 }  // namespace pajama
+

@@ -43,6 +43,7 @@ class Trainer {
   StepStats train_step();
   void maybe_log(const StepStats& stats);
   double global_mean_loss(const torch::Tensor& local_loss);
+  double max_over_ranks(double value);
 
   TrainConfig cfg_;
   World world_;
@@ -63,6 +64,7 @@ class Trainer {
   std::chrono::steady_clock::time_point start_time_;
   std::chrono::steady_clock::time_point last_log_time_;
   int64_t last_log_step_ = 0;
+  int64_t rest_memory_bytes_ = 0;  // process RSS (CPU) or allocated bytes (CUDA) before the model existed
 };
 
 // `pajama train`: loads the config, runs the trainer, and on an error prints

@@ -215,24 +215,22 @@ class NcclCommunicator final : public Communicator {
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
-  // The reduction lands in a temporary allocated on the comm stream and is added to
-  // output on that stream too, so overlap mode needs no extra synchronisation.
-  void reduce_scatter_v_add(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+  // In place: this rank's segment of input receives the reduction (ncclReduce allows
+  // sendbuff == recvbuff), which is added to output on the comm stream, so overlap mode
+  // needs no extra synchronisation.
+  void reduce_scatter_v_add(torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                             ReduceOp op) override {
     check_tensor(input, device_, rank_, "reduce_scatter_add");
     check_tensor(output, device_, rank_, "reduce_scatter_add");
     const int64_t total = check_scatter(input, output, counts, "reduce_scatter_add");
-    c10::cuda::CUDAGuard guard(device_);
-    torch::Tensor part;
-    {
-      c10::cuda::CUDAStreamGuard on_comm(*stream_);
-      part = torch::empty({output.numel()}, input.options());
-    }
-    run("reduce_scatter_add", total, input.scalar_type(), {input, output, part}, [&] {
-      enqueue_reduces(input, part.data_ptr(), counts, op, "reduce_scatter_add");
+    int64_t offset = 0;
+    for (int r = 0; r < rank_; ++r) offset += counts[static_cast<size_t>(r)];
+    torch::Tensor mine = input.narrow(0, offset, output.numel());
+    run("reduce_scatter_add", total, input.scalar_type(), {input, output}, [&] {
+      enqueue_reduces(input, mine.data_ptr(), counts, op, "reduce_scatter_add");
       c10::cuda::CUDAStreamGuard on_comm(*stream_);
       torch::NoGradGuard no_grad;
-      output.add_(part);
+      output.add_(mine);
     });
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }

@@ -218,33 +218,133 @@ TEST(SwiGLU, MatchesDefinition) {
   EXPECT_LT(max_abs_diff(mlp->forward(x), ref), 1e-5);
 }
 
-// ---- cross-entropy ----------------------------------------------------------------------------
+// ---- chunked linear cross-entropy --------------------------------------------------------------
 
-TEST(CrossEntropy, ValueAndGradientMatchDefinition) {
+// The definition, through autograd: logits = h W^T, -mean(log_softmax[target]) + z * mean(lse^2).
+torch::Tensor reference_loss(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& targets,
+                             double z_loss) {
+  const torch::Tensor logits = torch::matmul(h, w.t());
+  const torch::Tensor nll = torch::nll_loss(torch::log_softmax(logits, 1), targets);
+  return nll + z_loss * torch::logsumexp(logits, 1).square().mean();
+}
+
+struct LossAndGrads {
+  torch::Tensor loss, grad_hidden, grad_weight;
+};
+
+// Value and gradients of loss * 0.7 (a non-unit incoming gradient, as the trainer's 1/A).
+template <typename F>
+LossAndGrads loss_and_grads(const torch::Tensor& h0, const torch::Tensor& w0, F&& f) {
+  torch::Tensor h = h0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+  const torch::Tensor loss = f(h, w);
+  (loss * 0.7).backward();
+  return {loss.detach(), h.grad(), w.grad()};
+}
+
+TEST(ChunkedCrossEntropy, MatchesUnchunkedReferenceFp32) {
   torch::manual_seed(12);
-  const torch::Tensor logits0 = randn({6, 11}, torch::kFloat64) * 3;
-  const torch::Tensor targets = torch::randint(0, 11, {6}, torch::kInt64);
-  torch::Tensor logits = logits0.clone().requires_grad_();
-  const torch::Tensor loss = cross_entropy_fp32(logits, targets);
-  (loss * 2.5).backward();
-  // -mean(log(exp(l_t) / sum exp(l))), written out.
-  torch::Tensor ref_logits = logits0.clone().requires_grad_();
-  const torch::Tensor ref_loss =
-      (torch::log(torch::exp(ref_logits).sum(1)) - ref_logits.gather(1, targets.unsqueeze(1)).squeeze(1)).mean();
-  (ref_loss * 2.5).backward();
-  EXPECT_NEAR(loss.item<double>(), ref_loss.item<double>(), 1e-12);
-  EXPECT_LT(max_abs_diff(logits.grad(), ref_logits.grad()), 1e-12);
-
-  // fp32 and bf16 logits: fp32 loss, gradient in the logits' dtype.
-  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-    torch::Tensor l = logits0.to(dtype).requires_grad_();
-    const torch::Tensor v = cross_entropy_fp32(l, targets);
-    EXPECT_EQ(v.scalar_type(), torch::kFloat32);
-    v.backward();
-    EXPECT_EQ(l.grad().scalar_type(), dtype);
-    EXPECT_NEAR(v.item<double>(), ref_loss.item<double>(), dtype == torch::kFloat32 ? 1e-5 : 0.05);
-    EXPECT_LT(max_abs_diff(l.grad(), ref_logits.grad() / 2.5), dtype == torch::kFloat32 ? 1e-6 : 1e-2);
+  const int64_t n = 13, d = 8, vocab = 29;
+  const torch::Tensor h0 = randn({n, d}), w0 = randn({vocab, d}) * 0.7;
+  const torch::Tensor targets = torch::randint(0, vocab, {n}, torch::kInt64);
+  for (double z : {0.0, 0.1}) {
+    const LossAndGrads ref = loss_and_grads(h0, w0, [&](auto& h, auto& w) { return reference_loss(h, w, targets, z); });
+    for (int64_t chunk : {int64_t{1}, int64_t{4}, int64_t{5}, int64_t{13}, int64_t{1000}}) {
+      const LossAndGrads got = loss_and_grads(
+          h0, w0, [&](auto& h, auto& w) { return chunked_linear_cross_entropy(h, w, targets, chunk, z); });
+      EXPECT_EQ(got.loss.scalar_type(), torch::kFloat32);
+      EXPECT_EQ(got.loss.dim(), 0);
+      EXPECT_NEAR(got.loss.item<double>(), ref.loss.item<double>(), 1e-6) << "chunk " << chunk << " z " << z;
+      EXPECT_LT(max_abs_diff(got.grad_hidden, ref.grad_hidden), 1e-6) << "chunk " << chunk << " z " << z;
+      EXPECT_LT(max_abs_diff(got.grad_weight, ref.grad_weight), 1e-6) << "chunk " << chunk << " z " << z;
+    }
   }
+  // z_loss = 0 is the plain cross-entropy, and z > 0 adds exactly z * mean(lse^2).
+  const torch::Tensor logits = torch::matmul(h0, w0.t());
+  const double ce = torch::nll_loss(torch::log_softmax(logits, 1), targets).item<double>();
+  const double lse2 = torch::logsumexp(logits, 1).square().mean().item<double>();
+  EXPECT_NEAR(chunked_linear_cross_entropy(h0, w0, targets, 4, 0.0).item<double>(), ce, 1e-6);
+  EXPECT_NEAR(chunked_linear_cross_entropy(h0, w0, targets, 4, 0.25).item<double>(), ce + 0.25 * lse2, 1e-5);
+}
+
+TEST(ChunkedCrossEntropy, Fp64CentralDifferences) {
+  torch::manual_seed(13);
+  const int64_t n = 5, d = 4, vocab = 7;
+  const double z = 0.3;
+  torch::Tensor h = randn({n, d}, torch::kFloat64).requires_grad_(), w = randn({vocab, d}, torch::kFloat64).requires_grad_();
+  const torch::Tensor targets = torch::randint(0, vocab, {n}, torch::kInt64);
+  auto objective = [&]() { return chunked_linear_cross_entropy(h, w, targets, /*chunk_tokens=*/2, z); };
+  const torch::Tensor loss = objective();
+  EXPECT_EQ(loss.scalar_type(), torch::kFloat64);
+  (loss * 1.5).backward();
+  const double eps = 1e-6;
+  torch::NoGradGuard ng;
+  for (torch::Tensor* t : {&h, &w}) {
+    const torch::Tensor flat = t->view({-1});
+    const torch::Tensor grad = t->grad().view({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double orig = flat[i].item<double>();
+      flat[i].fill_(orig + eps);
+      const double up = objective().item<double>();
+      flat[i].fill_(orig - eps);
+      const double down = objective().item<double>();
+      flat[i].fill_(orig);
+      EXPECT_NEAR(grad[i].item<double>(), 1.5 * (up - down) / (2 * eps), 1e-8) << (t == &h ? "hidden" : "weight")
+                                                                              << "[" << i << "]";
+    }
+  }
+}
+
+TEST(ChunkedCrossEntropy, Bf16GivesBf16GradientsCloseToFp32) {
+  torch::manual_seed(14);
+  const int64_t n = 37, d = 16, vocab = 50;
+  const torch::Tensor h0 = randn({n, d}).to(torch::kBFloat16), w0 = (randn({vocab, d}) * 0.5).to(torch::kBFloat16);
+  const torch::Tensor targets = torch::randint(0, vocab, {n}, torch::kInt64);
+  // The reference sees the same (bf16-representable) values in fp32.
+  const LossAndGrads ref = loss_and_grads(h0.to(torch::kFloat32), w0.to(torch::kFloat32),
+                                          [&](auto& h, auto& w) { return reference_loss(h, w, targets, 0.01); });
+  for (int64_t chunk : {int64_t{8}, int64_t{64}}) {
+    const LossAndGrads got = loss_and_grads(
+        h0, w0, [&](auto& h, auto& w) { return chunked_linear_cross_entropy(h, w, targets, chunk, 0.01); });
+    EXPECT_EQ(got.loss.scalar_type(), torch::kFloat32);
+    EXPECT_EQ(got.grad_hidden.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(got.grad_weight.scalar_type(), torch::kBFloat16);
+    EXPECT_NEAR(got.loss.item<double>(), ref.loss.item<double>(), 0.02);
+    // bf16 logits and gradients: a few bf16 ulps of the largest gradient.
+    EXPECT_LT(max_abs_diff(got.grad_hidden, ref.grad_hidden), 0.02 * ref.grad_hidden.abs().max().item<double>());
+    EXPECT_LT(max_abs_diff(got.grad_weight, ref.grad_weight), 0.02 * ref.grad_weight.abs().max().item<double>());
+  }
+}
+
+TEST(ChunkedCrossEntropy, NoGradPathAndPartialGradients) {
+  torch::manual_seed(15);
+  const torch::Tensor h0 = randn({9, 6}), w0 = randn({11, 6});
+  const torch::Tensor targets = torch::randint(0, 11, {9}, torch::kInt64);
+  torch::Tensor h = h0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+  const torch::Tensor with_grad = chunked_linear_cross_entropy(h, w, targets, 4, 0.1);
+  torch::Tensor without;
+  {
+    torch::NoGradGuard ng;
+    without = chunked_linear_cross_entropy(h, w, targets, 4, 0.1);
+  }
+  EXPECT_FALSE(without.requires_grad());
+  EXPECT_TRUE(torch::equal(without, with_grad.detach()));
+  // Only the hidden states require grad (a frozen head): the head gets nothing.
+  torch::Tensor h2 = h0.clone().requires_grad_();
+  chunked_linear_cross_entropy(h2, w0, targets, 4, 0.1).backward();
+  with_grad.backward();
+  EXPECT_LT(max_abs_diff(h2.grad(), h.grad()), 1e-7);
+  EXPECT_FALSE(w0.grad().defined());
+}
+
+TEST(ChunkedCrossEntropy, RejectsBadInputs) {
+  const torch::Tensor h = randn({4, 3}), w = randn({5, 3});
+  const torch::Tensor t = torch::zeros({4}, torch::kInt64);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, w, t, 0, 0.0), Error);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, w, t, 2, -1.0), Error);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, w.to(torch::kFloat64), t, 2, 0.0), Error);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, randn({5, 4}), t, 2, 0.0), Error);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, w, torch::zeros({3}, torch::kInt64), 2, 0.0), Error);
+  EXPECT_THROW(chunked_linear_cross_entropy(h, w, t.to(torch::kInt32), 2, 0.0), Error);
 }
 
 // ---- finite-difference gradient check ----------------------------------------------------------

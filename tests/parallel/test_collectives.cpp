@@ -100,6 +100,22 @@ TEST(Collectives, UnevenReduceScatterAndInPlaceAllGather) {
   EXPECT_EQ(comm().bytes_sent() - before, ring(total * 4, n, 1));
   EXPECT_TRUE(torch::allclose(out.to(torch::kFloat64), expect.narrow(0, offset, mine) / n, 1e-6, 0));
 
+  // Accumulating variant: output += the average, twice, from bf16 traffic into fp32
+  // (the input is scratch afterwards, so it is rebuilt for each call).
+  torch::Tensor acc = torch::full({mine}, 0.5, torch::kFloat32);
+  for (int rep = 0; rep < 2; ++rep) {
+    torch::Tensor scratch = rank_values(r, total, torch::kFloat32).to(torch::kBFloat16);
+    before = comm().bytes_sent();
+    comm().reduce_scatter_v_add(scratch, acc, counts, ReduceOp::kAvg);
+    EXPECT_EQ(comm().bytes_sent() - before, ring(total * 2, n, 1));
+  }
+  torch::Tensor expect_bf16 = torch::zeros({total}, torch::kFloat64);
+  for (int q = 0; q < n; ++q) {
+    expect_bf16 += rank_values(q, total, torch::kFloat32).to(torch::kBFloat16).to(torch::kFloat64);
+  }
+  EXPECT_TRUE(torch::allclose(acc.to(torch::kFloat64), 0.5 + 2.0 * expect_bf16.narrow(0, offset, mine) / n, 2e-2, 1e-2))
+      << acc << "\n" << expect_bf16.narrow(0, offset, mine);
+
   // In place: each rank writes its own segment of the output, then gathers the rest.
   torch::Tensor buf = torch::full({total}, -1.0, torch::kFloat32);
   buf.narrow(0, offset, mine).fill_(r + 10.0);

@@ -179,5 +179,32 @@ TEST(InfoCli, PrintsPublishedParameterCounts) {
   }
 }
 
+// The memory plan against an 80 GiB device: LLaMA-65B's bf16 weights alone (130 GB) do
+// not fit whatever the rank count; LLaMA-7B on 8 ranks at micro-batch 1, seq 2048 does.
+TEST(InfoCli, DeviceMemoryVerdicts) {
+  const auto big = testing::run_command(testing::pajama_exe() + " info --config " + configs_dir() +
+                                        "/llama-65b.yaml --ranks 64 --device-memory 80");
+  ASSERT_EQ(big.exit_code, 0) << big.output;
+  EXPECT_NE(big.output.find("\nfits: no"), std::string::npos) << big.output;
+  EXPECT_NE(big.output.find("the weights alone"), std::string::npos) << big.output;
+  EXPECT_NE(big.output.find("ZeRO-3"), std::string::npos) << big.output;
+
+  const auto seven = testing::run_command(testing::pajama_exe() + " info --config " + configs_dir() +
+                                          "/llama-7b.yaml --ranks 8 --device-memory 80 --set train.micro_batch_size=1"
+                                          " --set train.seq_len=2048");
+  ASSERT_EQ(seven.exit_code, 0) << seven.output;
+  EXPECT_NE(seven.output.find("\nfits: yes"), std::string::npos) << seven.output;
+  EXPECT_NE(seven.output.find("\npeak memory per rank: "), std::string::npos) << seven.output;
+
+  // Too large a micro-batch: "no", and the advice names a change that fits.
+  const auto tight = testing::run_command(testing::pajama_exe() + " info --config " + configs_dir() +
+                                          "/llama-7b.yaml --ranks 8 --device-memory 80 --set train.micro_batch_size=16"
+                                          " --set train.global_batch_size=128 --set train.seq_len=2048");
+  ASSERT_EQ(tight.exit_code, 0) << tight.output;
+  EXPECT_NE(tight.output.find("\nfits: no"), std::string::npos) << tight.output;
+  EXPECT_NE(tight.output.find("would fit with: train.activation_checkpointing: full"), std::string::npos)
+      << tight.output;
+}
+
 }  // namespace
 }  // namespace pajama

@@ -1,0 +1,21 @@
+// Measured memory of the device a rank trains on, for metrics and the memory plan's
+// check: on the CPU the process's resident set (VmRSS) and its high-water mark (VmHWM);
+// on CUDA the caching allocator's allocated bytes and their peak on that device.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace pajama {
+
+struct MemoryReading {
+  int64_t current_bytes = 0;
+  int64_t peak_bytes = 0;  // since the process started (CPU) or the allocator's stats were reset (CUDA)
+};
+
+MemoryReading read_memory(const torch::Device& device);
+// A GPU's total memory in bytes; 0 for the CPU (no fixed budget to check against).
+int64_t device_total_memory(const torch::Device& device);
+
+}  // namespace pajama

@@ -1,0 +1,149 @@
+#include "trainer/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/error.h"
+#include "model/memory_estimate.h"
+#include "model/param_count.h"
+#include "parallel/zero_optimizer.h"
+
+namespace pajama {
+namespace {
+
+// Stage 2 keeps at most two bucket buffers alive (parallel/zero_optimizer.h); the
+// backends reduce in place in them.
+constexpr int64_t kOpenBuckets = 2;
+
+std::string elements(int64_t n) {
+  char buf[32];
+  if (n >= 1'000'000'000) {
+    std::snprintf(buf, sizeof buf, "%.2fB", static_cast<double>(n) / 1e9);
+  } else if (n >= 1'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string format_gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string& dtype) {
+  PAJAMA_CHECK_AS(ConfigError, ranks >= 1, "the memory plan needs at least one rank, got ", ranks);
+  PAJAMA_CHECK_AS(ConfigError, dtype == "fp32" || dtype == "bf16", "the memory plan needs dtype fp32 or bf16, got '",
+                  dtype, "'");
+  const LlamaConfig& m = cfg.model.llama;
+  const int64_t e = dtype == "bf16" ? 2 : 4;
+  const int64_t rb = cfg.zero.reduce_dtype == "bf16" ? 2 : 4;
+  const int64_t p = count_parameters(m);
+  const int64_t part = zero_partition_numel(p, ranks), padded = part * ranks;
+  const int64_t stage = cfg.zero.stage;
+  const int64_t own = stage == 0 ? padded : part;
+  const bool buckets = stage == 2 && ranks > 1;
+
+  MemoryPlan plan;
+  plan.ranks = ranks;
+  plan.stage = stage;
+  plan.dtype = dtype;
+  auto add = [&](const std::string& name, const std::string& detail, int64_t bytes) {
+    plan.terms.push_back(MemoryTerm{name, detail, bytes});
+  };
+  add("weights", str(dtype, ", replicated, ", elements(padded), " elements"), e * padded);
+  plan.weights_bytes = e * padded;
+  add("gradients", buckets ? str("fp32 partition of ", elements(part)) : str("fp32, all ", elements(padded), " elements"),
+      4 * (buckets ? part : padded));
+  add("master weights",
+      e == 4 ? std::string("none: fp32 parameters are their own master") : str("fp32, ", elements(own), " elements"),
+      e == 4 ? 0 : 4 * own);
+  add("optimizer state", str("AdamW exp_avg + exp_avg_sq, fp32, ", elements(own), " elements each"), 8 * own);
+  for (const auto& t : plan.terms) plan.static_bytes += t.bytes;
+
+  // Transients of the backward phase: activations (their estimate includes the
+  // parameter-sized gradients on their way to the fp32 accumulator), the loss, buckets.
+  const TrainingOptions opts = training_options(cfg.train);
+  const ActivationMemory act =
+      estimate_activation_memory(m, opts, cfg.train.micro_batch_size, cfg.train.seq_len, e);
+  add("activations", str("micro-batch ", cfg.train.micro_batch_size, " x ", cfg.train.seq_len, " tokens, checkpointing ",
+                         to_string(opts.checkpointing), "; saved ", format_gib(static_cast<double>(act.saved_bytes)),
+                         ", backward transient ", format_gib(static_cast<double>(act.backward_peak_bytes))),
+      act.saved_bytes + act.backward_peak_bytes);
+  add("loss chunk", str(std::min(opts.loss_chunk_tokens, cfg.train.micro_batch_size * cfg.train.seq_len),
+                        " tokens x ", m.vocab_size, " vocabulary, beyond what backward holds"),
+      std::max<int64_t>(0, act.loss_bytes - act.backward_peak_bytes));
+  const int64_t bucket = buckets ? zero_bucket_numel(cfg.zero.reduce_bucket_size, p, ranks) : 0;
+  add("communication buckets",
+      buckets ? str(kOpenBuckets, " x ", elements(bucket), " elements in ", cfg.zero.reduce_dtype)
+              : std::string("none: gradients are reduced from the fp32 buffer in place"),
+      buckets ? kOpenBuckets * bucket * rb : 0);
+  // MPI (CPU ranks): OpenMPI's non-blocking collectives stage a message in temporaries of
+  // about twice its size; the largest message is one bucket (stage 2) or one all-reduce
+  // chunk of reduce_bucket_size elements (stages 0/1). NCCL reduces in place.
+  if (ranks > 1 && cfg.train.device == "cpu") {
+    const int64_t message = buckets ? bucket * rb : std::min(zero_bucket_numel(cfg.zero.reduce_bucket_size, p, ranks) * rb,
+                                                             4 * padded);
+    add("MPI temporaries", str("2 x the largest message (", format_gib(static_cast<double>(message)), ")"),
+        2 * message);
+  }
+  int64_t backward = 0;
+  for (size_t i = 4; i < plan.terms.size(); ++i) backward += plan.terms[i].bytes;
+  // The optimizer step runs after the activations are freed; its only temporaries are
+  // the clip coefficient and the bf16->fp32 casts of small scalars.
+  plan.peak_bytes = plan.static_bytes + backward;
+  return plan;
+}
+
+FitAdvice advise_fit(const TrainConfig& cfg, int64_t ranks, const std::string& dtype, int64_t device_bytes) {
+  FitAdvice advice;
+  const MemoryPlan plan = plan_memory(cfg, ranks, dtype);
+  advice.fits = plan.peak_bytes <= device_bytes;
+  if (advice.fits) return advice;
+  if (plan.weights_bytes >= device_bytes) {
+    advice.reason = (str("the weights alone (", format_gib(static_cast<double>(plan.weights_bytes)),
+                                  ") exceed the device: needs parameter sharding (ZeRO-3) or tensor parallelism, "
+                                  "which pajama does not implement"));
+    return advice;
+  }
+  auto try_fit = [&](TrainConfig c, int64_t n, const std::string& what) {
+    const MemoryPlan alt = plan_memory(c, n, dtype);
+    if (alt.peak_bytes <= device_bytes) {
+      advice.remedies.push_back(str(what, " (peak ", format_gib(static_cast<double>(alt.peak_bytes)), ")"));
+      return true;
+    }
+    return false;
+  };
+  if (cfg.train.activation_checkpointing != "full") {
+    TrainConfig c = cfg;
+    c.train.activation_checkpointing = "full";
+    try_fit(c, ranks, "train.activation_checkpointing: full");
+  }
+  if (cfg.train.micro_batch_size > 1) {
+    TrainConfig c = cfg;
+    c.train.micro_batch_size = 1;
+    if (!try_fit(c, ranks, "train.micro_batch_size: 1")) {
+      c.train.activation_checkpointing = "full";
+      try_fit(c, ranks, "train.micro_batch_size: 1 with train.activation_checkpointing: full");
+    }
+  }
+  if (cfg.zero.stage < 2) {
+    TrainConfig c = cfg;
+    c.zero.stage = 2;
+    try_fit(c, ranks, "parallel.zero_stage: 2");
+  }
+  for (int64_t n = ranks * 2; n <= 4096; n *= 2) {
+    if (try_fit(cfg, n, str(n, " data-parallel ranks"))) break;
+  }
+  if (advice.remedies.empty()) {
+    advice.reason = "no single change fits: the weights plus their optimizer state need parameter sharding (ZeRO-3) "
+                    "or tensor parallelism, or combine these changes with a shorter train.seq_len";
+  }
+  return advice;
+}
+
+}  // namespace pajama
