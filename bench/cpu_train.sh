@@ -18,7 +18,7 @@ shapes=(
   "125m 32000 768 12 12 12 2048 256 2 8"
 )
 
-printf '%-6s %8s %6s %14s %14s %7s\n' shape seq batch pajama_tok/s hf_tok/s ratio
+printf '%-6s %8s %6s %14s %14s %7s %12s %12s\n' shape seq batch pajama_tok/s hf_tok/s ratio pajama_MB hf_MB
 for s in "${shapes[@]}"; do
   read -r name vocab dim layers heads kv ffn seq micro steps <<<"$s"
   [[ $which == all || $which == "$name" ]] || continue
@@ -33,11 +33,14 @@ for s in "${shapes[@]}"; do
   pj=$("$py" - "$out/$name/metrics.jsonl" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][3:]
-print(sum(r["tokens_per_s"] for r in recs) / len(recs))
+print(sum(r["tokens_per_s"] for r in recs) / len(recs), recs[-1]["peak_memory_mb"])
 PY
 )
-  hf=$("$py" "$root/bench/hf_train_bench.py" --vocab "$vocab" --dim "$dim" --layers "$layers" --heads "$heads" \
+  read -r pj pj_mem <<<"$pj"
+  hf_json=$("$py" "$root/bench/hf_train_bench.py" --vocab "$vocab" --dim "$dim" --layers "$layers" --heads "$heads" \
         --kv-heads "$kv" --ffn "$ffn" --seq "$seq" --micro-batch "$micro" --steps "$steps" --warmup 3 \
-        --threads "$threads" --device cpu | "$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["tokens_per_s"])')
-  printf '%-6s %8s %6s %14.0f %14.0f %7.2f\n' "$name" "$seq" "$micro" "$pj" "$hf" "$("$py" -c "print($pj / $hf)")"
+        --threads "$threads" --device cpu | tail -n 1)
+  read -r hf hf_mem <<<"$("$py" -c 'import json,sys; j = json.loads(sys.argv[1]); print(j["tokens_per_s"], j["peak_rss_growth_mb"])' "$hf_json")"
+  printf '%-6s %8s %6s %14.0f %14.0f %7.2f %12.0f %12.0f\n' "$name" "$seq" "$micro" "$pj" "$hf" \
+    "$("$py" -c "print($pj / $hf)")" "$pj_mem" "$hf_mem"
 done

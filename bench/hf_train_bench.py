@@ -4,7 +4,9 @@ trained the way its users train it (AdamW, fused on CUDA; bf16 autocast on CUDA,
 on CPU; SDPA attention; optional torch.compile), on random tokens, same shape, batch
 and thread count as the pajama run it is compared with.
 
-Prints one JSON object: impl, tokens_per_s, step_ms, params, flops_per_token, peak_mem_gb.
+Prints one JSON object: impl, tokens_per_s, step_ms, params, flops_per_token, peak_mem_gb
+(CUDA: the caching allocator's peak) and peak_rss_growth_mb (CPU: VmHWM above the RSS before
+the model existed, as pajama's metrics.jsonl peak_memory_mb).
 """
 import argparse
 import json
@@ -32,8 +34,17 @@ def parse_args():
     return p.parse_args()
 
 
+def proc_status_mb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
 def main():
     a = parse_args()
+    rest_mb = proc_status_mb("VmRSS")
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -77,6 +88,7 @@ def main():
         "tokens_per_s": a.micro_batch * a.seq / dt, "step_ms": dt * 1e3, "params": params,
         "flops_per_token": flops_per_token, "loss": float(loss), "threads": torch.get_num_threads(),
         "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None,
+        "peak_rss_growth_mb": proc_status_mb("VmHWM") - rest_mb,
         "torch": torch.__version__}))
 
 
