@@ -193,57 +193,23 @@ class MpiCommunicator final : public Communicator {
 
   void reduce_scatter_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                         ReduceOp op) override {
-    const char* name = "reduce_scatter";
-    check_tensor(input, torch::kCPU, rank_, name);
-    check_tensor(output, torch::kCPU, rank_, name);
-    check_counts(counts, size_, rank_, name);
-    check_avg(input, op, name);
-    const int64_t total = sum_counts(counts);
-    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
-                    "[rank ", rank_, "] reduce_scatter: input has ", input.numel(), " elements (counts sum to ", total,
-                    "), output ", output.numel(), " (expected ", counts[static_cast<size_t>(rank_)], ")");
     PAJAMA_CHECK_AS(CommError, input.scalar_type() == output.scalar_type(), "[rank ", rank_,
                     "] reduce_scatter: input and output dtypes differ");
-    std::vector<int> recv(counts.size());
-    for (size_t r = 0; r < counts.size(); ++r) recv[r] = to_int(counts[r], rank_, name);
-    to_int(total, rank_, name);
     // A zero-sized output has no storage; MPI still wants a valid pointer.
     char dummy = 0;
-    void* out = output.numel() > 0 ? output.data_ptr() : &dummy;
-    MPI_Request req;
-    MPI_CHECK(rank_, MPI_Ireduce_scatter(input.data_ptr(), out, recv.data(), mpi_type(input.scalar_type(), rank_, name),
-                                         mpi_op(op, input.scalar_type(), rank_, name), comm_, &req));
-    wait(req, name, total, input.scalar_type());
+    reduce_scatter_into(input, output, counts, op, "reduce_scatter", output.numel() > 0 ? output.data_ptr() : &dummy);
     maybe_average(output, op);
-    bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
   // In place (MPI_IN_PLACE): this rank's reduced segment lands at the start of input,
   // which the caller gives up as scratch, and is added to output from there.
   void reduce_scatter_v_add(torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
                             ReduceOp op) override {
-    const char* name = "reduce_scatter_add";
-    check_tensor(input, torch::kCPU, rank_, name);
-    check_tensor(output, torch::kCPU, rank_, name);
-    check_counts(counts, size_, rank_, name);
-    check_avg(input, op, name);
-    const int64_t total = sum_counts(counts);
-    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
-                    "[rank ", rank_, "] ", name, ": input has ", input.numel(), " elements (counts sum to ", total,
-                    "), output ", output.numel(), " (expected ", counts[static_cast<size_t>(rank_)], ")");
-    std::vector<int> recv(counts.size());
-    for (size_t r = 0; r < counts.size(); ++r) recv[r] = to_int(counts[r], rank_, name);
-    to_int(total, rank_, name);
-    MPI_Request req;
-    MPI_CHECK(rank_, MPI_Ireduce_scatter(MPI_IN_PLACE, input.data_ptr(), recv.data(),
-                                         mpi_type(input.scalar_type(), rank_, name),
-                                         mpi_op(op, input.scalar_type(), rank_, name), comm_, &req));
-    wait(req, name, total, input.scalar_type());
+    reduce_scatter_into(input, output, counts, op, "reduce_scatter_add", nullptr);
     torch::Tensor mine = input.narrow(0, 0, output.numel());
     maybe_average(mine, op);
     torch::NoGradGuard no_grad;
     output.add_(mine);
-    bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
   void all_gather_v(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts) override {
@@ -302,6 +268,30 @@ class MpiCommunicator final : public Communicator {
                     ": kAvg needs a floating-point tensor, got ", dtype_name(t.scalar_type()));
   }
   // MPI has no average: sum, then divide (exact for power-of-two world sizes).
+  // MPI_Ireduce_scatter of input's segments (counts) into recv, or in place into the
+  // start of input when recv is null; checks, waits against the timeout, counts bytes.
+  void reduce_scatter_into(const torch::Tensor& input, const torch::Tensor& output, const std::vector<int64_t>& counts,
+                           ReduceOp op, const char* name, void* recv) {
+    check_tensor(input, torch::kCPU, rank_, name);
+    check_tensor(output, torch::kCPU, rank_, name);
+    check_counts(counts, size_, rank_, name);
+    check_avg(input, op, name);
+    const int64_t total = sum_counts(counts);
+    PAJAMA_CHECK_AS(CommError, input.numel() == total && output.numel() == counts[static_cast<size_t>(rank_)],
+                    "[rank ", rank_, "] ", name, ": input has ", input.numel(), " elements (counts sum to ", total,
+                    "), output ", output.numel(), " (expected ", counts[static_cast<size_t>(rank_)], ")");
+    std::vector<int> sizes(counts.size());
+    for (size_t r = 0; r < counts.size(); ++r) sizes[r] = to_int(counts[r], rank_, name);
+    to_int(total, rank_, name);
+    const void* send = recv != nullptr ? input.data_ptr() : MPI_IN_PLACE;
+    void* dst = recv != nullptr ? recv : input.data_ptr();
+    MPI_Request req;
+    MPI_CHECK(rank_, MPI_Ireduce_scatter(send, dst, sizes.data(), mpi_type(input.scalar_type(), rank_, name),
+                                         mpi_op(op, input.scalar_type(), rank_, name), comm_, &req));
+    wait(req, name, total, input.scalar_type());
+    bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
+  }
+
   void maybe_average(torch::Tensor& t, ReduceOp op) const {
     if (op == ReduceOp::kAvg && t.numel() > 0) {
       torch::NoGradGuard no_grad;
