@@ -359,8 +359,13 @@ struct ZeroOptimizer::Impl {
     // zero), one all-reduce adds them up. Stage 0 holds everything reduced, so it
     // also sums only its nominal partition.
     torch::Tensor norm_part = zero.stage == 0 ? g.narrow(0, rank * partition_numel, partition_numel) : g;
-    // The fp32 norm reduces without a partition-sized temporary (square() would make one).
-    torch::Tensor sq = at::linalg_vector_norm(norm_part, 2).to(torch::kFloat64).square().reshape({1});
+    // Squares summed in fp64 (an fp32 reduction over millions of elements is off by
+    // ~1e-4), chunk by chunk so no partition-sized temporary exists.
+    constexpr int64_t kNormChunk = int64_t{1} << 22;
+    torch::Tensor sq = torch::zeros({1}, norm_part.options().dtype(torch::kFloat64));
+    for (int64_t lo = 0; lo < norm_part.numel(); lo += kNormChunk) {
+      sq += norm_part.narrow(0, lo, std::min(kNormChunk, norm_part.numel() - lo)).square().sum(torch::kFloat64);
+    }
     comm.all_reduce(sq, ReduceOp::kSum);
     torch::Tensor norm = sq.sqrt();
     if (grad_clip > 0) {
