@@ -64,6 +64,7 @@ MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string&
       e == 4 ? 0 : 4 * own);
   add("optimizer state", str("AdamW exp_avg + exp_avg_sq, fp32, ", elements(own), " elements each"), 8 * own);
   for (const auto& t : plan.terms) plan.static_bytes += t.bytes;
+  const size_t first_transient = plan.terms.size();
 
   // Transients of the backward phase: activations (their estimate includes the
   // parameter-sized gradients on their way to the fp32 accumulator), the loss, buckets.
@@ -92,9 +93,9 @@ MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string&
         2 * message);
   }
   int64_t backward = 0;
-  for (size_t i = 4; i < plan.terms.size(); ++i) backward += plan.terms[i].bytes;
-  // The optimizer step runs after the activations are freed; its only temporaries are
-  // the clip coefficient and the bf16->fp32 casts of small scalars.
+  for (size_t i = first_transient; i < plan.terms.size(); ++i) backward += plan.terms[i].bytes;
+  // The optimizer step runs after the activations are freed; its temporaries (one
+  // 4M-element chunk of the norm, scalars) are small beside them.
   plan.peak_bytes = plan.static_bytes + backward;
   return plan;
 }
