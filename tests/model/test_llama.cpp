@@ -15,18 +15,7 @@
 namespace pajama {
 namespace {
 
-LlamaConfig small_config(bool tied = false) {
-  LlamaConfig c;
-  c.vocab_size = 37;
-  c.dim = 16;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.ffn_dim = 24;
-  c.max_seq_len = 12;
-  c.tie_embeddings = tied;
-  return c;
-}
+LlamaConfig small_config(bool tied = false) { return testing::small_gqa_config(2, tied); }
 
 std::vector<std::string> names_of(Llama& m) {
   std::vector<std::string> names;

@@ -25,18 +25,7 @@ namespace {
 
 using testing::max_abs_diff;
 
-LlamaConfig gqa_config(bool tied) {
-  LlamaConfig c;
-  c.vocab_size = 37;
-  c.dim = 16;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.ffn_dim = 24;
-  c.max_seq_len = 12;
-  c.tie_embeddings = tied;
-  return c;
-}
+LlamaConfig gqa_config(bool tied) { return testing::small_gqa_config(3, tied); }
 
 struct StepResult {
   torch::Tensor loss;

@@ -13,7 +13,23 @@
 
 #include <torch/torch.h>
 
+#include "model/llama_config.h"
+
 namespace pajama::testing {
+
+// A tiny GQA LLaMA (vocab 37, dim 16, 4 heads / 2 kv, ffn 24, seq <= 12) for fast tests.
+inline LlamaConfig small_gqa_config(int64_t n_layers, bool tied) {
+  LlamaConfig c;
+  c.vocab_size = 37;
+  c.dim = 16;
+  c.n_layers = n_layers;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.ffn_dim = 24;
+  c.max_seq_len = 12;
+  c.tie_embeddings = tied;
+  return c;
+}
 
 // rm -rf without std::filesystem::remove_all: the LibTorch wheel exports its own copy of
 // that symbol, which crashes when the test binary resolves to it.
