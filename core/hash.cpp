@@ -1,8 +1,11 @@
 #include "core/hash.h"
 
-#include <algorithm>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+#include <xxhash.h>
+
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -11,111 +14,111 @@
 namespace pajama {
 namespace {
 
-constexpr std::array<uint32_t, 64> kRoundConstants = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+constexpr char kHex[] = "0123456789abcdef";
 
-inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-}  // namespace
-
-Sha256::Sha256()
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
-
-void Sha256::compress(const uint8_t* block) {
-  uint32_t w[64];
-  for (int i = 0; i < 16; ++i) {
-    w[i] = (uint32_t{block[4 * i]} << 24) | (uint32_t{block[4 * i + 1]} << 16) |
-           (uint32_t{block[4 * i + 2]} << 8) | uint32_t{block[4 * i + 3]};
-  }
-  for (int i = 16; i < 64; ++i) {
-    const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-    const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-  uint32_t e = state_[4], f = state_[5], g = state_[6], h = state_[7];
-  for (int i = 0; i < 64; ++i) {
-    const uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-    const uint32_t ch = (e & f) ^ (~e & g);
-    const uint32_t t1 = h + s1 + ch + kRoundConstants[static_cast<size_t>(i)] + w[i];
-    const uint32_t s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-    const uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-    const uint32_t t2 = s0 + maj;
-    h = g; g = f; f = e; e = d + t1;
-    d = c; c = b; b = a; a = t1 + t2;
-  }
-  state_[0] += a; state_[1] += b; state_[2] += c; state_[3] += d;
-  state_[4] += e; state_[5] += f; state_[6] += g; state_[7] += h;
-}
-
-void Sha256::update(const void* data, size_t size) {
-  PAJAMA_CHECK(!finished_, "Sha256::update after digest");
-  const auto* p = static_cast<const uint8_t*>(data);
-  total_bytes_ += size;
-  if (buffered_ > 0) {
-    const size_t take = std::min(size, 64 - buffered_);
-    std::memcpy(buffer_.data() + buffered_, p, take);
-    buffered_ += take;
-    p += take;
-    size -= take;
-    if (buffered_ < 64) return;
-    compress(buffer_.data());
-    buffered_ = 0;
-  }
-  for (; size >= 64; p += 64, size -= 64) compress(p);
-  std::memcpy(buffer_.data(), p, size);
-  buffered_ = size;
-}
-
-std::array<uint8_t, 32> Sha256::digest() {
-  PAJAMA_CHECK(!finished_, "Sha256::digest called twice");
-  const uint64_t bit_length = total_bytes_ * 8;
-  // Padding: 0x80, zeros up to 56 mod 64, then the big-endian bit length.
-  uint8_t pad[72] = {0x80};
-  const size_t pad_len = (buffered_ < 56 ? 56 : 120) - buffered_;
-  for (int i = 0; i < 8; ++i) pad[pad_len + static_cast<size_t>(i)] = static_cast<uint8_t>(bit_length >> (56 - 8 * i));
-  update(pad, pad_len + 8);
-  finished_ = true;
-  std::array<uint8_t, 32> out{};
-  for (size_t i = 0; i < 8; ++i) {
-    for (size_t j = 0; j < 4; ++j) out[4 * i + j] = static_cast<uint8_t>(state_[i] >> (24 - 8 * j));
-  }
-  return out;
-}
-
-std::string Sha256::hex_digest() {
-  static constexpr char kHex[] = "0123456789abcdef";
+std::string to_hex(const unsigned char* bytes, size_t n) {
   std::string hex;
-  for (uint8_t b : digest()) {
-    hex.push_back(kHex[b >> 4]);
-    hex.push_back(kHex[b & 15]);
+  hex.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    hex.push_back(kHex[bytes[i] >> 4]);
+    hex.push_back(kHex[bytes[i] & 15]);
   }
   return hex;
 }
 
+}  // namespace
+
+std::string hash_algorithm_name(HashAlgorithm a) { return a == HashAlgorithm::kSha256 ? "sha256" : "xxh3_128"; }
+
+std::optional<HashAlgorithm> parse_hash_algorithm(std::string_view name) {
+  if (name == "sha256") return HashAlgorithm::kSha256;
+  if (name == "xxh3_128") return HashAlgorithm::kXxh3_128;
+  return std::nullopt;
+}
+
+struct Hasher::State {
+  HashAlgorithm algorithm;
+  EVP_MD_CTX* sha = nullptr;
+  XXH3_state_t* xxh = nullptr;
+  bool finished = false;
+  ~State() {
+    if (sha != nullptr) EVP_MD_CTX_free(sha);
+    if (xxh != nullptr) XXH3_freeState(xxh);
+  }
+};
+
+Hasher::Hasher(HashAlgorithm algorithm) : state_(std::make_unique<State>()) {
+  state_->algorithm = algorithm;
+  if (algorithm == HashAlgorithm::kSha256) {
+    state_->sha = EVP_MD_CTX_new();
+    PAJAMA_CHECK(state_->sha != nullptr && EVP_DigestInit_ex(state_->sha, EVP_sha256(), nullptr) == 1,
+                 "OpenSSL could not start a SHA-256 hash");
+  } else {
+    state_->xxh = XXH3_createState();
+    PAJAMA_CHECK(state_->xxh != nullptr && XXH3_128bits_reset(state_->xxh) == XXH_OK,
+                 "libxxhash could not start an XXH3-128 hash");
+  }
+}
+
+Hasher::~Hasher() = default;
+Hasher::Hasher(Hasher&&) noexcept = default;
+Hasher& Hasher::operator=(Hasher&&) noexcept = default;
+
+void Hasher::update(const void* data, size_t size) {
+  PAJAMA_CHECK(!state_->finished, "Hasher::update after hex_digest");
+  if (size == 0) return;
+  if (state_->sha != nullptr) {
+    PAJAMA_CHECK(EVP_DigestUpdate(state_->sha, data, size) == 1, "OpenSSL SHA-256 update failed");
+  } else {
+    PAJAMA_CHECK(XXH3_128bits_update(state_->xxh, data, size) == XXH_OK, "XXH3-128 update failed");
+  }
+}
+
+std::string Hasher::hex_digest() {
+  PAJAMA_CHECK(!state_->finished, "Hasher::hex_digest called twice");
+  state_->finished = true;
+  if (state_->sha != nullptr) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    PAJAMA_CHECK(EVP_DigestFinal_ex(state_->sha, out, &n) == 1, "OpenSSL SHA-256 final failed");
+    return to_hex(out, n);
+  }
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state_->xxh));
+  return to_hex(canonical.digest, sizeof canonical.digest);
+}
+
 std::string sha256_hex(std::string_view bytes) {
-  Sha256 h;
+  Hasher h(HashAlgorithm::kSha256);
   h.update(bytes);
   return h.hex_digest();
 }
 
-std::string sha256_file_hex(const std::filesystem::path& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  PAJAMA_CHECK_AS(DataError, f != nullptr, "cannot open ", path.string(), ": ", std::strerror(errno));
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) h.update(buf.data(), n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  PAJAMA_CHECK_AS(DataError, !failed, "reading ", path.string(), ": ", std::strerror(errno));
+std::string hash_file_hex(const std::filesystem::path& path, HashAlgorithm algorithm, int64_t offset, int64_t length) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  PAJAMA_CHECK_AS(DataError, fd >= 0, "cannot open ", path.string(), ": ", std::strerror(errno));
+  ::posix_fadvise(fd, offset, length < 0 ? 0 : length, POSIX_FADV_SEQUENTIAL);
+  Hasher h(algorithm);
+  std::vector<char> buf(4 << 20);
+  int64_t pos = offset;
+  int64_t left = length;
+  while (left != 0) {
+    const size_t want = left < 0 ? buf.size() : static_cast<size_t>(std::min<int64_t>(left, buf.size()));
+    const ssize_t n = ::pread(fd, buf.data(), want, pos);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      PAJAMA_CHECK_AS(DataError, n == 0, "reading ", path.string(), ": ", std::strerror(err));
+      PAJAMA_CHECK_AS(DataError, left < 0, path.string(), " ends at byte ", pos, ", before the ", length,
+                      " bytes from ", offset, " that were to be hashed");
+      break;
+    }
+    h.update(buf.data(), static_cast<size_t>(n));
+    pos += n;
+    if (left > 0) left -= n;
+  }
+  ::close(fd);
   return h.hex_digest();
 }
 

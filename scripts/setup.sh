@@ -15,7 +15,7 @@ log() { printf '[setup] %s\n' "$*"; }
 
 debs=(build-essential cmake ninja-build pkg-config ccache lld git python3 python3-venv
       libopenmpi-dev openmpi-bin libyaml-cpp-dev libsentencepiece-dev sentencepiece
-      nlohmann-json3-dev libzstd-dev zstd zlib1g-dev libgtest-dev libcli11-dev
+      nlohmann-json3-dev libzstd-dev zstd zlib1g-dev libgtest-dev libcli11-dev libssl-dev libxxhash-dev xxhash
       fortunes fortunes-zh)
 missing=()
 for p in "${debs[@]}"; do

@@ -1,4 +1,5 @@
-// SHA-256 against FIPS 180-4 / NIST test vectors, and the streaming file hash.
+// SHA-256 against FIPS 180-4 / NIST test vectors and sha256sum, XXH3-128 against
+// Debian's xxhsum, streaming at every block boundary, and file ranges.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -17,14 +18,17 @@ TEST(Sha256, NistVectors) {
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST(Sha256, StreamingEqualsOneShotAtEveryBlockBoundary) {
+TEST(Hasher, StreamingEqualsOneShotAtEveryBlockBoundary) {
   std::string data;
   for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>(i * 7 + 3));
   for (size_t len : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 119u, 120u, 128u, 300u}) {
     const std::string part = data.substr(0, len);
-    Sha256 h;
-    for (size_t i = 0; i < part.size(); i += 13) h.update(part.substr(i, 13));
-    EXPECT_EQ(h.hex_digest(), sha256_hex(part)) << "length " << len;
+    for (HashAlgorithm a : {HashAlgorithm::kSha256, HashAlgorithm::kXxh3_128}) {
+      Hasher streamed(a), whole(a);
+      for (size_t i = 0; i < part.size(); i += 13) streamed.update(part.substr(i, 13));
+      whole.update(part);
+      EXPECT_EQ(streamed.hex_digest(), whole.hex_digest()) << hash_algorithm_name(a) << " length " << len;
+    }
   }
 }
 
@@ -38,6 +42,31 @@ TEST(Sha256, FileMatchesSha256sum) {
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), r.output.substr(0, 64));
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), sha256_hex(data));
   EXPECT_THROW(sha256_file_hex(dir / "missing"), DataError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Xxh3_128, FileAndRangesMatchXxhsum) {
+  const auto dir = test::make_temp_dir("xxh");
+  std::string data;
+  for (int i = 0; i < 9000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 21));
+  test::write_bytes(dir / "f.bin", data);
+  test::write_bytes(dir / "part.bin", data.substr(5000001, 3000007));
+  test::write_bytes(dir / "empty.bin", "");
+  for (const char* name : {"f.bin", "part.bin", "empty.bin"}) {
+    const auto r = test::run_cmd("(xxhsum -H2 " + test::quote((dir / name).string()) + " 2>/dev/null)");
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::string expected = r.output.substr(0, 32);
+    if (std::string(name) == "part.bin") {
+      EXPECT_EQ(hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 5000001, 3000007), expected);
+    } else {
+      EXPECT_EQ(hash_file_hex(dir / name, HashAlgorithm::kXxh3_128), expected) << name;
+    }
+  }
+  EXPECT_EQ(hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 8999990, 10),
+            hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 8999990));
+  EXPECT_THROW(hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 8999990, 11), DataError);
+  EXPECT_EQ(parse_hash_algorithm("xxh3_128"), HashAlgorithm::kXxh3_128);
+  EXPECT_EQ(parse_hash_algorithm("md5"), std::nullopt);
   std::filesystem::remove_all(dir);
 }
 
