@@ -156,4 +156,13 @@ bool any_rank(Communicator& comm, bool flag) {
   return t.cpu().item<int32_t>() != 0;
 }
 
+std::vector<int64_t> max_over_ranks(Communicator& comm, std::vector<int64_t> values) {
+  if (comm.size() == 1 || values.empty()) return values;
+  torch::Tensor t = torch::tensor(values, torch::kInt64).to(comm.device());
+  comm.all_reduce(t, ReduceOp::kMax);
+  t = t.cpu();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<int64_t>();
+  return values;
+}
+
 }  // namespace pajama

@@ -65,6 +65,10 @@ class Communicator {
   // all_gather (N-1)/N * full bytes (the _v variants: of sum(counts) elements),
   // broadcast bytes on the root; barrier 0. Each call's share is rounded down; zero for N = 1.
   virtual int64_t bytes_sent() const = 0;
+  // The deadline of each collective from now on (parallel.timeout_s at the start);
+  // 0 for a world of one, which never waits. ScopedCommTimeout raises it for a scope.
+  virtual double timeout_s() const { return 0; }
+  virtual void set_timeout_s(double /*seconds*/) {}
   // Ends the whole job with `code` (MPI_Abort / ncclCommAbort + MPI_Abort).
   [[noreturn]] virtual void abort(int code) = 0;
 };
@@ -79,5 +83,23 @@ std::unique_ptr<Communicator> make_communicator(const World& world, const torch:
 std::string broadcast_string(Communicator& comm, const std::string& value, int root);
 // True on every rank if `flag` is true on any rank.
 bool any_rank(Communicator& comm, bool flag);
+// Element-wise maximum over ranks of a few host integers (one all-reduce).
+std::vector<int64_t> max_over_ranks(Communicator& comm, std::vector<int64_t> values);
+
+// Collectives that wait on another rank's file I/O (a checkpoint's save or verification)
+// get their own deadline: at least `seconds`, never less than the communicator's own.
+class ScopedCommTimeout {
+ public:
+  ScopedCommTimeout(Communicator& comm, double seconds) : comm_(comm), saved_(comm.timeout_s()) {
+    if (seconds > saved_) comm_.set_timeout_s(seconds);
+  }
+  ~ScopedCommTimeout() { comm_.set_timeout_s(saved_); }
+  ScopedCommTimeout(const ScopedCommTimeout&) = delete;
+  ScopedCommTimeout& operator=(const ScopedCommTimeout&) = delete;
+
+ private:
+  Communicator& comm_;
+  double saved_;
+};
 
 }  // namespace pajama

@@ -258,6 +258,8 @@ class MpiCommunicator final : public Communicator {
     wait(req, "barrier", 0, torch::kUInt8);
   }
 
+  double timeout_s() const override { return timeout_s_; }
+  void set_timeout_s(double seconds) override { timeout_s_ = seconds; }
   int64_t bytes_sent() const override { return bytes_sent_; }
 
   [[noreturn]] void abort(int code) override { mpi_abort_world(code); }

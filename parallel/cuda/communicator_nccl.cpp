@@ -303,6 +303,8 @@ class NcclCommunicator final : public Communicator {
 
   void set_overlap(bool on) override { overlap_ = on; }
 
+  double timeout_s() const override { return timeout_s_; }
+  void set_timeout_s(double seconds) override { timeout_s_ = seconds; }
   int64_t bytes_sent() const override { return bytes_sent_; }
 
   [[noreturn]] void abort(int code) override {
