@@ -13,8 +13,7 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
-#include "trainer/checkpointer.h"
-#include "trainer/train_config.h"
+#include "trainer/checkpoint_layout.h"
 
 namespace {
 
@@ -26,20 +25,6 @@ struct ConvertOptions {
   std::string tokenizer;
   double max_shard_gb = 5.0;
 };
-
-// Resolves a run directory or a checkpoints/ directory to its newest checkpoint.
-fs::path resolve_checkpoint(const fs::path& p) {
-  if (fs::exists(p / "manifest.json")) return p;
-  for (const fs::path& dir : {p / "checkpoints", p}) {
-    if (fs::exists(dir / "latest")) {
-      std::string name = pajama::read_file(dir / "latest");
-      while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-      return dir / name;
-    }
-  }
-  PAJAMA_FAIL_AS(pajama::CheckpointError, p.string(),
-                 " is not a checkpoint (no manifest.json) nor a run directory with checkpoints/latest");
-}
 
 void write_tokenizer_files(const fs::path& tokenizer, const fs::path& out) {
   fs::copy_file(tokenizer, out / "tokenizer.model", fs::copy_options::overwrite_existing);
@@ -57,12 +42,14 @@ void write_tokenizer_files(const fs::path& tokenizer, const fs::path& out) {
 }
 
 void run_convert(const ConvertOptions& o) {
-  const fs::path dir = resolve_checkpoint(o.checkpoint);
-  const std::string problem = pajama::verify_checkpoint(dir);
+  const fs::path dir = pajama::resolve_checkpoint_dir(o.checkpoint);
+  pajama::Manifest manifest;
+  std::string problem = pajama::read_manifest(dir, manifest);
+  if (problem.empty()) problem = pajama::verify_checkpoint(dir);
   PAJAMA_CHECK_AS(pajama::CheckpointError, problem.empty(), dir.string(), ": ", problem);
-  const pajama::TrainConfig cfg =
-      pajama::parse_train_config_text(pajama::read_file(dir / "config.yaml"), (dir / "config.yaml").string());
-  pajama::Llama model(cfg.model.llama);
+  const pajama::CheckpointModel saved = pajama::read_checkpoint_model(dir, manifest);
+  for (const auto& note : saved.notes) pajama::log_warn("checkpoint config: ", note);
+  pajama::Llama model(saved.shape);
   {
     pajama::SafetensorsReader weights(dir / "model.safetensors");
     torch::NoGradGuard no_grad;
@@ -70,7 +57,7 @@ void run_convert(const ConvertOptions& o) {
   }
   fs::create_directories(o.to_hf);
   pajama::save_hf(*model, o.to_hf, static_cast<int64_t>(o.max_shard_gb * 1e9));
-  const std::string tokenizer = !o.tokenizer.empty() ? o.tokenizer : cfg.data.tokenizer;
+  const std::string tokenizer = !o.tokenizer.empty() ? o.tokenizer : saved.tokenizer;
   if (!tokenizer.empty()) {
     PAJAMA_CHECK_AS(pajama::ConfigError, fs::exists(tokenizer), "tokenizer ", tokenizer,
                     " not found; pass --tokenizer PATH to name the SentencePiece model to include");

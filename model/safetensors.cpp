@@ -246,17 +246,19 @@ std::string serialize_safetensors(const NamedTensors& tensors, const std::map<st
 }
 
 void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, const ByteObserver& observe) {
   const std::string header = make_header(tensors, metadata);
   const std::filesystem::path tmp = temp_path_for(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   PAJAMA_CHECK_AS(CheckpointError, fd >= 0, "cannot create ", tmp.string(), ": ", std::strerror(errno));
   try {
     write_all(fd, header.data(), header.size(), tmp);
+    if (observe) observe(header.data(), header.size());
     // One tensor at a time, so a shard of device tensors is never all on the host at once.
     for (const auto& [name, t] : tensors) {
       const torch::Tensor c = host_bytes(t);
       write_all(fd, c.data_ptr(), c.nbytes(), tmp);
+      if (observe) observe(c.data_ptr(), c.nbytes());
     }
     PAJAMA_CHECK_AS(CheckpointError, ::fsync(fd) == 0, "flushing ", tmp.string(), ": ", std::strerror(errno));
   } catch (...) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -66,7 +67,10 @@ std::string serialize_safetensors(const NamedTensors& tensors,
                                   const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 // Writes `tensors` to `path` through a temporary file, fsync and rename; the bytes are
 // streamed tensor by tensor, so a large shard is never held twice in memory.
+// `observe`, when set, sees every byte written, in order (to hash while writing).
+using ByteObserver = std::function<void(const void* data, size_t size)>;
 void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+                      const std::map<std::string, std::string>& metadata = {{"format", "pt"}},
+                      const ByteObserver& observe = nullptr);
 
 }  // namespace pajama

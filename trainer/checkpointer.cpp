@@ -1,7 +1,7 @@
 #include "trainer/checkpointer.h"
 
 #include <algorithm>
-#include <charconv>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -10,8 +10,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/hash.h"
 #include "core/log.h"
+#include "model/hf_checkpoint.h"
 #include "model/safetensors.h"
 
 namespace pajama {
@@ -19,28 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr int64_t kFormatVersion = 1;
-
-std::string rank_tag(int rank) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%05d", rank);
-  return buf;
-}
-std::string optim_file(int rank) { return "optim_rank" + rank_tag(rank) + ".safetensors"; }
-std::string rank_file(int rank) { return "rank" + rank_tag(rank) + ".json"; }
-
-std::optional<int64_t> parse_step_dir(const std::string& name) {
-  if (name.rfind("step_", 0) != 0 || name.size() != 13) return std::nullopt;
-  int64_t step = 0;
-  auto [p, ec] = std::from_chars(name.data() + 5, name.data() + name.size(), step);
-  if (ec != std::errc() || p != name.data() + name.size()) return std::nullopt;
-  return step;
-}
-
-json file_entry(const fs::path& path) {
-  return json{{"bytes", static_cast<int64_t>(fs::file_size(path))}, {"sha256", sha256_file_hex(path)}};
-}
+using Clock = std::chrono::steady_clock;
 
 // Flattens a YAML tree into "a.b.c" -> value text, for logging what changed.
 void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
@@ -54,12 +33,6 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
     e << YAML::Flow << n;
     out[prefix] = e.c_str();
   }
-}
-
-void check_same_shape(const LlamaConfig& saved, const LlamaConfig& now, const fs::path& dir) {
-  const std::string diff = shape_differences(saved, now, "checkpoint", "config");
-  PAJAMA_CHECK_AS(CheckpointError, diff.empty(), dir.string(), " holds a model of another shape:", diff,
-                  "\nresume it with the shape it was trained with, or start a new run.output_dir");
 }
 
 void log_config_changes(const std::string& saved_yaml, const std::string& now_yaml) {
@@ -76,41 +49,37 @@ void log_config_changes(const std::string& saved_yaml, const std::string& now_ya
   }
 }
 
+// Every rank learns the problem of the lowest rank that has one ("" when none has).
+std::string agree_on_problem(Communicator& comm, const std::string& local) {
+  if (comm.size() == 1) return local;
+  const int64_t mine = local.empty() ? 0 : comm.size() - comm.rank();
+  const int64_t first = max_over_ranks(comm, {mine})[0];
+  if (first == 0) return "";
+  return broadcast_string(comm, local, static_cast<int>(comm.size() - first));
+}
+
+// Writes a small text file atomically and returns its integrity entry.
+FileEntry write_small_file(const fs::path& path, const std::string& contents) {
+  write_file_atomic(path, contents);
+  return entry_of_bytes(contents);
+}
+
+FileEntry write_tensors(const fs::path& path, const NamedTensors& tensors,
+                        const std::map<std::string, std::string>& metadata) {
+  ChunkedHasher h;
+  save_safetensors(path, tensors, metadata, [&](const void* data, size_t size) { h.update(data, size); });
+  return h.finish();
+}
+
+bool overlaps(const ZeroOptimizer::OwnedSlice& mine, const json& saved_slices) {
+  for (const auto& s : saved_slices) {
+    if (s.at("name").get<std::string>() != mine.name) continue;
+    if (std::max(s.at("begin").get<int64_t>(), mine.begin) < std::min(s.at("end").get<int64_t>(), mine.end)) return true;
+  }
+  return false;
+}
+
 }  // namespace
-
-std::string checkpoint_dir_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
-  return buf;
-}
-
-std::string verify_checkpoint(const fs::path& dir) {
-  const fs::path manifest_path = dir / "manifest.json";
-  if (!fs::exists(manifest_path)) return "no manifest.json (the save did not finish)";
-  json m;
-  try {
-    m = json::parse(read_file(manifest_path));
-  } catch (const std::exception& e) {
-    return str("manifest.json is unreadable: ", e.what());
-  }
-  try {
-    if (m.at("format_version").get<int64_t>() != kFormatVersion) {
-      return str("format_version ", m.at("format_version"), " is not supported (expected ", kFormatVersion, ")");
-    }
-    for (const auto& [name, entry] : m.at("files").items()) {
-      const fs::path p = dir / name;
-      if (!fs::exists(p)) return str("file ", name, " is missing");
-      const auto bytes = static_cast<int64_t>(fs::file_size(p));
-      if (bytes != entry.at("bytes").get<int64_t>()) {
-        return str("file ", name, " has ", bytes, " bytes, manifest says ", entry.at("bytes"));
-      }
-      if (sha256_file_hex(p) != entry.at("sha256").get<std::string>()) return str("file ", name, " fails its sha256 check");
-    }
-  } catch (const json::exception& e) {
-    return str("manifest.json is malformed: ", e.what());
-  }
-  return "";
-}
 
 Checkpointer::Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm)
     : cfg_(cfg), run_dir_(run_dir), comm_(comm) {}
@@ -120,6 +89,11 @@ bool Checkpointer::should_save(int64_t step, int64_t max_steps) const {
   return cfg_.every_steps > 0 && step % cfg_.every_steps == 0;
 }
 
+double Checkpointer::io_timeout_s(int64_t bytes) const {
+  if (cfg_.io_timeout_s > 0) return cfg_.io_timeout_s;
+  return comm_.timeout_s() + static_cast<double>(bytes) / 20e6;  // a slow shared filesystem: 20 MB/s
+}
+
 void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
                         const std::string& config_yaml) {
   const int rank = comm_.rank();
@@ -127,77 +101,97 @@ void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, co
   const fs::path tmp_dir = checkpoints_dir() / (checkpoint_dir_name(step) + ".tmp");
   try {
     if (rank == 0) {
-      fs::remove_all(tmp_dir);  // left over from a save that crashed
+      fs::create_directories(checkpoints_dir());
+      for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > 4 && name.ends_with(".tmp") && name.starts_with("step_")) {
+          fs::remove_all(e.path());  // left over from a save that crashed
+        }
+      }
       fs::create_directories(tmp_dir);
     }
     comm_.barrier();
 
     // Every rank: its optimizer partition, stored per parameter name.
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    NamedTensors tensors;
     json slices = json::array();
+    int64_t bytes = 0;
     for (const auto& s : optimizer.owned_slices()) {
       if (s.end <= s.begin) continue;
       slices.push_back({{"name", s.name}, {"shape", s.shape}, {"begin", s.begin}, {"end", s.end}});
       for (const std::string& kind : optimizer.state_kinds()) {
         tensors.emplace_back(s.name + "/" + kind, optimizer.state_slice(kind, s.name).detach().to(torch::kCPU).contiguous());
+        bytes += static_cast<int64_t>(tensors.back().second.nbytes());
       }
     }
-    const fs::path optim_path = tmp_dir / optim_file(rank);
-    save_safetensors(optim_path, tensors, {{"format", "pt"}, {"pajama", "optimizer-partition"}});
-    json rank_meta = {{"rank", rank}, {"slices", slices}, {"file", optim_file(rank)}, {"entry", file_entry(optim_path)}};
-    write_file_atomic(tmp_dir / rank_file(rank), rank_meta.dump(1));
+    const FileEntry optim_entry =
+        write_tensors(tmp_dir / optim_file_name(rank), tensors, {{"format", "pt"}, {"pajama", "optimizer-partition"}});
+    const json rank_meta = {{"rank", rank}, {"slices", slices}, {"file", optim_file_name(rank)}, {"entry", optim_entry.to_json()}};
+    write_file_atomic(tmp_dir / rank_file_name(rank), rank_meta.dump(1));
 
     if (rank == 0) {
-      std::vector<std::pair<std::string, torch::Tensor>> weights;
+      NamedTensors weights;
       for (const auto& p : model->named_parameters()) {
         weights.emplace_back(p.key(), p.value().detach().to(torch::kCPU).contiguous());
+        bytes += static_cast<int64_t>(weights.back().second.nbytes());
       }
-      save_safetensors(tmp_dir / "model.safetensors", weights, {{"format", "pt"}});
-      write_file_atomic(tmp_dir / "config.yaml", config_yaml);
+      const torch::ScalarType dtype = weights.front().second.scalar_type();
+      Manifest m;
+      m.files["model.safetensors"] = write_tensors(tmp_dir / "model.safetensors", weights, {{"format", "pt"}});
+      m.files["config.json"] = write_small_file(tmp_dir / "config.json", hf_config_json(model->config(), dtype));
+      m.files["config.yaml"] = write_small_file(tmp_dir / "config.yaml", config_yaml);
       const json ts = {{"step", state.step},
                        {"consumed_samples", state.consumed_samples},
                        {"tokens_seen", state.tokens_seen},
                        {"optimizer_steps", optimizer.step_count()},
                        {"world_size", comm_.size()}};
-      write_file_atomic(tmp_dir / "trainer_state.json", ts.dump(2));
+      m.files["trainer_state.json"] = write_small_file(tmp_dir / "trainer_state.json", ts.dump(2));
+      write_file_atomic(tmp_dir / "manifest.partial.json", m.to_json().dump(1));
     }
-    comm_.barrier();
-
-    if (rank == 0) {
-      json files = json::object();
-      json ranks = json::array();
-      for (const char* f : {"model.safetensors", "config.yaml", "trainer_state.json"}) {
-        files[f] = file_entry(tmp_dir / f);
-      }
-      for (int r = 0; r < comm_.size(); ++r) {
-        const json meta = json::parse(read_file(tmp_dir / rank_file(r)));
-        files[meta.at("file").get<std::string>()] = meta.at("entry");
-        files[rank_file(r)] = file_entry(tmp_dir / rank_file(r));
-        ranks.push_back({{"file", meta.at("file")}, {"slices", meta.at("slices")}});
-      }
-      const json manifest = {{"format", "pajama-checkpoint"}, {"format_version", kFormatVersion},
-                             {"step", step},                  {"world_size", comm_.size()},
-                             {"files", files},                {"ranks", ranks}};
-      write_file_atomic(tmp_dir / "manifest.json", manifest.dump(1));
-      fsync_directory(tmp_dir);
-      if (fs::exists(final_dir)) fs::remove_all(final_dir);
-      fs::rename(tmp_dir, final_dir);
-      fsync_directory(checkpoints_dir());
-      write_file_atomic(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
-      prune(step);
-      log_info("checkpoint saved: ", final_dir.string());
+    {
+      // The ranks wait here for the slowest writer: an I/O deadline, not parallel.timeout_s.
+      ScopedCommTimeout deadline(comm_, io_timeout_s(max_over_ranks(comm_, {bytes})[0]));
+      comm_.barrier();
     }
+    if (rank == 0) commit(step, tmp_dir);
     comm_.barrier();
   } catch (...) {
     rethrow_with_context("saving checkpoint ", final_dir.string());
   }
 }
 
+void Checkpointer::commit(int64_t step, const fs::path& tmp_dir) {
+  const fs::path final_dir = checkpoints_dir() / checkpoint_dir_name(step);
+  Manifest m;
+  m.format_version = kCheckpointFormatVersion;
+  m.step = step;
+  m.world_size = comm_.size();
+  const json partial = json::parse(read_file(tmp_dir / "manifest.partial.json"));
+  for (const auto& [name, entry] : partial.at("files").items()) m.files[name] = FileEntry::from_json(entry);
+  m.ranks = json::array();
+  for (int r = 0; r < comm_.size(); ++r) {
+    const std::string text = read_file(tmp_dir / rank_file_name(r));
+    const json meta = json::parse(text);
+    m.files[meta.at("file").get<std::string>()] = FileEntry::from_json(meta.at("entry"));
+    m.files[rank_file_name(r)] = entry_of_bytes(text);
+    m.ranks.push_back({{"file", meta.at("file")}, {"slices", meta.at("slices")}});
+  }
+  fs::remove(tmp_dir / "manifest.partial.json");
+  write_file_atomic(tmp_dir / "manifest.json", m.to_json().dump(1));
+  fsync_directory(tmp_dir);
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(tmp_dir, final_dir);
+  fsync_directory(checkpoints_dir());
+  write_file_atomic(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
+  prune(step);
+  log_info("checkpoint saved: ", final_dir.string());
+}
+
 void Checkpointer::prune(int64_t newest_step) {
   if (cfg_.keep_last <= 0) return;
   std::vector<int64_t> steps;
   for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
-    if (auto s = parse_step_dir(e.path().filename().string())) steps.push_back(*s);
+    if (auto s = parse_checkpoint_dir_name(e.path().filename().string())) steps.push_back(*s);
   }
   std::sort(steps.rbegin(), steps.rend());
   int64_t kept = 0;
@@ -213,102 +207,175 @@ void Checkpointer::prune(int64_t newest_step) {
   }
 }
 
+// checkpoint.resume as a list of directories to try in order (the same on every rank).
+std::vector<fs::path> Checkpointer::resume_candidates() {
+  if (cfg_.resume != "auto") return {fs::path(cfg_.resume)};
+  std::string listing;
+  if (comm_.rank() == 0 && fs::exists(checkpoints_dir())) {
+    std::vector<int64_t> steps;
+    for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
+      if (auto s = parse_checkpoint_dir_name(e.path().filename().string())) steps.push_back(*s);
+    }
+    std::sort(steps.rbegin(), steps.rend());
+    for (int64_t s : steps) listing += checkpoint_dir_name(s) + "\n";
+  }
+  listing = broadcast_string(comm_, listing, 0);
+  std::vector<fs::path> out;
+  for (size_t pos = 0; pos < listing.size();) {
+    const size_t nl = listing.find('\n', pos);
+    out.push_back(checkpoints_dir() / listing.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+std::string Checkpointer::verify_together(const fs::path& dir, const Manifest& m, ZeroOptimizer& optimizer) {
+  const int n = comm_.size();
+  // Which saved optimizer files each rank reads (it owns elements they hold).
+  const auto saved_ranks = static_cast<int64_t>(m.ranks.size());
+  torch::Tensor reads = torch::zeros({n, std::max<int64_t>(saved_ranks, 1)}, torch::kInt32);
+  std::map<std::string, int64_t> file_index;
+  for (int64_t s = 0; s < saved_ranks; ++s) {
+    file_index[m.ranks[s].at("file").get<std::string>()] = s;
+    for (const auto& mine : optimizer.owned_slices()) {
+      if (mine.end > mine.begin && overlaps(mine, m.ranks[s].at("slices"))) reads[comm_.rank()][s] = 1;
+    }
+  }
+  if (n > 1) {
+    torch::Tensor t = reads.to(comm_.device());
+    comm_.all_reduce(t, ReduceOp::kSum);
+    reads = t.cpu();
+  }
+  // Every rank assigns the same way: a range goes to the least-loaded rank among those
+  // that read its file (all ranks read the model; nobody reads the metadata: rank 0).
+  std::vector<int64_t> load(static_cast<size_t>(n), 0);
+  std::vector<VerifyTask> mine;
+  int64_t total = 0;
+  for (const VerifyTask& t : verify_tasks(m)) {
+    std::vector<int> readers;
+    if (t.file == "model.safetensors") {
+      for (int r = 0; r < n; ++r) readers.push_back(r);
+    } else if (auto it = file_index.find(t.file); it != file_index.end()) {
+      for (int r = 0; r < n; ++r) {
+        if (reads[r][it->second].item<int32_t>() != 0) readers.push_back(r);
+      }
+    }
+    if (readers.empty()) readers.push_back(0);
+    const int who = *std::min_element(readers.begin(), readers.end(), [&](int a, int b) { return load[a] < load[b]; });
+    load[static_cast<size_t>(who)] += t.length;
+    total += t.length;
+    if (who == comm_.rank()) mine.push_back(t);
+  }
+  std::string problem;
+  int64_t done = 0;
+  const int64_t share = load[static_cast<size_t>(comm_.rank())];
+  auto last_report = Clock::now();
+  const auto start = last_report;
+  for (const VerifyTask& t : mine) {
+    problem = verify_task(dir, m, t);
+    if (!problem.empty()) break;
+    done += t.length;
+    if (Clock::now() - last_report > std::chrono::seconds(10)) {
+      log_info("verifying ", dir.string(), ": ", done / 1000000, " of ", share / 1000000, " MB of this rank's share (",
+               total / 1000000, " MB over ", n, " rank(s))");
+      last_report = Clock::now();
+    }
+  }
+  if (share > (int64_t{1} << 30)) {
+    log_info("verified ", share / 1000000, " MB of ", dir.string(), " in ",
+             std::chrono::duration<double>(Clock::now() - start).count(), " s (rank 0's share)");
+  }
+  ScopedCommTimeout deadline(comm_, io_timeout_s(*std::max_element(load.begin(), load.end())));
+  return agree_on_problem(comm_, problem);
+}
+
+void Checkpointer::load_weights(Llama& model, const fs::path& dir) {
+  // Every rank holds the full model (replicated under ZeRO-1/2).
+  SafetensorsReader weights(dir / "model.safetensors");
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    torch::Tensor t = weights.tensor(p.key());
+    PAJAMA_CHECK_AS(CheckpointError, t.sizes() == p.value().sizes(), "model.safetensors: ", p.key(), " has shape ",
+                    t.sizes(), ", the model expects ", p.value().sizes());
+    p.value().copy_(t);
+  }
+}
+
+// Copies every saved range that overlaps a range this rank owns, and checks that the
+// owned ranges are covered completely.
+void Checkpointer::load_optimizer_ranges(ZeroOptimizer& optimizer, const fs::path& dir, const Manifest& m) {
+  std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
+  torch::NoGradGuard no_grad;
+  for (const auto& mine : optimizer.owned_slices()) {
+    if (mine.end <= mine.begin) continue;
+    std::vector<std::pair<int64_t, int64_t>> covered;
+    for (const auto& saved_rank : m.ranks) {
+      for (const auto& s : saved_rank.at("slices")) {
+        if (s.at("name").get<std::string>() != mine.name) continue;
+        PAJAMA_CHECK_AS(CheckpointError, s.at("shape").get<std::vector<int64_t>>() == mine.shape,
+                        "optimizer state of ", mine.name, " has another shape in the checkpoint");
+        const int64_t b = s.at("begin").get<int64_t>(), e = s.at("end").get<int64_t>();
+        const int64_t lo = std::max(b, mine.begin), hi = std::min(e, mine.end);
+        if (lo >= hi) continue;
+        const std::string file = saved_rank.at("file").get<std::string>();
+        auto& reader = readers[file];
+        if (!reader) reader = std::make_unique<SafetensorsReader>(dir / file);
+        for (const std::string& kind : optimizer.state_kinds()) {
+          torch::Tensor src = reader->tensor(mine.name + "/" + kind).narrow(0, lo - b, hi - lo);
+          optimizer.state_slice(kind, mine.name).narrow(0, lo - mine.begin, hi - lo).copy_(src);
+        }
+        covered.emplace_back(lo, hi);
+      }
+    }
+    std::sort(covered.begin(), covered.end());
+    int64_t reach = mine.begin;
+    for (const auto& [lo, hi] : covered) {
+      PAJAMA_CHECK_AS(CheckpointError, lo <= reach, "optimizer state of ", mine.name, " elements [", reach, ", ", lo,
+                      ") are missing from the checkpoint");
+      reach = std::max(reach, hi);
+    }
+    PAJAMA_CHECK_AS(CheckpointError, reach >= mine.end, "optimizer state of ", mine.name, " elements [", reach, ", ",
+                    mine.end, ") are missing from the checkpoint");
+  }
+}
+
 std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimizer& optimizer,
                                                        const LlamaConfig& shape, const std::string& config_yaml) {
   if (cfg_.resume == "none") return std::nullopt;
-  // Rank 0 picks and verifies the checkpoint; everyone loads the same one.
-  std::string chosen;
-  std::string error;
-  if (comm_.rank() == 0) {
-    if (cfg_.resume == "auto") {
-      std::vector<int64_t> steps;
-      if (fs::exists(checkpoints_dir())) {
-        for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
-          if (auto s = parse_step_dir(e.path().filename().string())) steps.push_back(*s);
-        }
-      }
-      std::sort(steps.rbegin(), steps.rend());
-      for (int64_t s : steps) {
-        const fs::path dir = checkpoints_dir() / checkpoint_dir_name(s);
-        const std::string problem = verify_checkpoint(dir);
-        if (problem.empty()) {
-          chosen = dir.string();
-          break;
-        }
-        log_warn("skipping checkpoint ", dir.string(), ": ", problem);
-      }
-      if (chosen.empty() && !steps.empty()) {
-        log_warn("no complete checkpoint in ", checkpoints_dir().string(), "; starting from step 0");
-      }
-    } else {
-      const std::string problem = verify_checkpoint(cfg_.resume);
-      if (problem.empty()) {
-        chosen = cfg_.resume;
-      } else {
-        error = str("checkpoint.resume ", cfg_.resume, " cannot be used: ", problem);
-      }
+  const std::vector<fs::path> candidates = resume_candidates();
+  fs::path dir;
+  Manifest manifest;
+  for (const fs::path& candidate : candidates) {
+    std::string problem = agree_on_problem(comm_, read_manifest(candidate, manifest));
+    if (problem.empty()) problem = verify_together(candidate, manifest, optimizer);
+    if (problem.empty()) {
+      dir = candidate;
+      break;
     }
+    PAJAMA_CHECK_AS(CheckpointError, cfg_.resume == "auto", "checkpoint.resume ", cfg_.resume,
+                    " cannot be used: ", problem);
+    if (comm_.rank() == 0) log_warn("skipping checkpoint ", candidate.string(), ": ", problem);
   }
-  error = broadcast_string(comm_, error, 0);
-  PAJAMA_CHECK_AS(CheckpointError, error.empty(), error);
-  chosen = broadcast_string(comm_, chosen, 0);
-  if (chosen.empty()) return std::nullopt;
+  if (dir.empty()) {
+    if (!candidates.empty()) {
+      log_warn("no complete checkpoint in ", checkpoints_dir().string(), "; starting from step 0");
+    }
+    return std::nullopt;
+  }
 
-  const fs::path dir(chosen);
   try {
-    const std::string saved_yaml = read_file(dir / "config.yaml");
-    check_same_shape(parse_train_config_text(saved_yaml, (dir / "config.yaml").string()).model.llama, shape, dir);
-    if (comm_.rank() == 0) log_config_changes(saved_yaml, config_yaml);
+    const CheckpointModel saved = read_checkpoint_model(dir, manifest);
+    if (comm_.rank() == 0) {
+      for (const auto& note : saved.notes) log_warn("checkpoint config (", manifest.format_version, "): ", note);
+    }
+    const std::string diff = shape_differences(saved.shape, shape, "checkpoint", "config");
+    PAJAMA_CHECK_AS(CheckpointError, diff.empty(), dir.string(), " holds a model of another shape:", diff,
+                    "\nresume it with the shape it was trained with, or start a new run.output_dir");
+    if (comm_.rank() == 0) log_config_changes(read_file(dir / "config.yaml"), config_yaml);
 
-    const json manifest = json::parse(read_file(dir / "manifest.json"));
+    load_weights(model, dir);
+    load_optimizer_ranges(optimizer, dir, manifest);
     const json ts = json::parse(read_file(dir / "trainer_state.json"));
-
-    // Weights: every rank holds the full model (replicated under ZeRO-1/2).
-    {
-      SafetensorsReader weights(dir / "model.safetensors");
-      torch::NoGradGuard no_grad;
-      for (auto& p : model->named_parameters()) {
-        torch::Tensor t = weights.tensor(p.key());
-        PAJAMA_CHECK_AS(CheckpointError, t.sizes() == p.value().sizes(), "model.safetensors: ", p.key(), " has shape ",
-                        t.sizes(), ", the model expects ", p.value().sizes());
-        p.value().copy_(t);
-      }
-    }
-
-    // Optimizer state: copy every saved range that overlaps a range this rank owns.
-    std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
-    for (const auto& mine : optimizer.owned_slices()) {
-      if (mine.end <= mine.begin) continue;
-      std::vector<std::pair<int64_t, int64_t>> covered;
-      for (const auto& saved_rank : manifest.at("ranks")) {
-        for (const auto& s : saved_rank.at("slices")) {
-          if (s.at("name").get<std::string>() != mine.name) continue;
-          PAJAMA_CHECK_AS(CheckpointError, s.at("shape").get<std::vector<int64_t>>() == mine.shape, "optimizer state of ",
-                          mine.name, " has another shape in the checkpoint");
-          const int64_t b = s.at("begin").get<int64_t>(), e = s.at("end").get<int64_t>();
-          const int64_t lo = std::max(b, mine.begin), hi = std::min(e, mine.end);
-          if (lo >= hi) continue;
-          const std::string file = saved_rank.at("file").get<std::string>();
-          auto& reader = readers[file];
-          if (!reader) reader = std::make_unique<SafetensorsReader>(dir / file);
-          torch::NoGradGuard no_grad;
-          for (const std::string& kind : optimizer.state_kinds()) {
-            torch::Tensor src = reader->tensor(mine.name + "/" + kind).narrow(0, lo - b, hi - lo);
-            optimizer.state_slice(kind, mine.name).narrow(0, lo - mine.begin, hi - lo).copy_(src);
-          }
-          covered.emplace_back(lo, hi);
-        }
-      }
-      std::sort(covered.begin(), covered.end());
-      int64_t reach = mine.begin;
-      for (const auto& [lo, hi] : covered) {
-        PAJAMA_CHECK_AS(CheckpointError, lo <= reach, "optimizer state of ", mine.name, " elements [", reach, ", ", lo,
-                        ") are missing from the checkpoint");
-        reach = std::max(reach, hi);
-      }
-      PAJAMA_CHECK_AS(CheckpointError, reach >= mine.end, "optimizer state of ", mine.name, " elements [", reach, ", ",
-                      mine.end, ") are missing from the checkpoint");
-    }
     optimizer.set_step_count(ts.at("optimizer_steps").get<int64_t>());
     optimizer.sync_params_from_master();
 
@@ -316,8 +383,8 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
     state.step = ts.at("step").get<int64_t>();
     state.consumed_samples = ts.at("consumed_samples").get<int64_t>();
     state.tokens_seen = ts.at("tokens_seen").get<int64_t>();
-    log_info("resumed from ", dir.string(), " (step ", state.step, ", written by ", manifest.at("world_size"),
-             " rank(s), now ", comm_.size(), ")");
+    log_info("resumed from ", dir.string(), " (step ", state.step, ", format ", manifest.format_version,
+             ", written by ", manifest.world_size, " rank(s), now ", comm_.size(), ")");
     return state;
   } catch (const json::exception& e) {
     PAJAMA_FAIL_AS(CheckpointError, "loading checkpoint ", dir.string(), ": malformed metadata: ", e.what());

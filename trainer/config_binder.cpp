@@ -47,6 +47,13 @@ void ConfigBinder::fail(const std::string& key, const std::string& message) cons
   throw ConfigError(where + ": " + path + ": " + message);
 }
 
+void ConfigBinder::problem(const std::string& key, const std::string& message) const {
+  if (origins_->lenient_notes == nullptr) fail(key, message);
+  const std::string path = path_of(key);
+  YAML::Node n = node_.IsMap() ? node_[key] : YAML::Node();
+  origins_->lenient_notes->push_back(origins_->locate(path, n ? n : node_) + ": " + path + ": " + message);
+}
+
 YAML::Node ConfigBinder::child(const std::string& key) {
   known_.push_back(key);
   YAML::Node n = node_[key];
@@ -64,12 +71,12 @@ void ConfigBinder::scalar(const std::string& key, T& value, const char* type_nam
   if (!n) return;
   // A quoted scalar ("12") has the tag "!" and is a string, never a number.
   if (!n.IsScalar() || (n.Tag() == "!" && !std::is_same_v<T, std::string>)) {
-    fail(key, str("expected ", type_name, ", got '", render(n), "'"));
+    return problem(key, str("expected ", type_name, ", got '", render(n), "'"));
   }
   try {
     value = n.as<T>();
   } catch (const YAML::Exception&) {
-    fail(key, str("expected ", type_name, ", got '", render(n), "'"));
+    problem(key, str("expected ", type_name, ", got '", render(n), "'"));
   }
 }
 
@@ -138,8 +145,10 @@ void ConfigBinder::finish() {
       std::vector<std::string> valid = known_;
       std::sort(valid.begin(), valid.end());
       const std::string path = path_of(key);
-      throw ConfigError(origins_->locate(path, it->first) + ": " + path + ": unknown key; valid keys" +
-                        (prefix_.empty() ? "" : " under " + prefix_) + ": " + join(valid));
+      const std::string message = origins_->locate(path, it->first) + ": " + path + ": unknown key; valid keys" +
+                                  (prefix_.empty() ? "" : " under " + prefix_) + ": " + join(valid);
+      if (origins_->lenient_notes == nullptr) throw ConfigError(message);
+      origins_->lenient_notes->push_back(message);
     }
   }
 }

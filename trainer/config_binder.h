@@ -24,6 +24,9 @@ struct ConfigOrigins {
   std::string file;
   std::map<std::string, std::string> overrides;  // key path -> "--set k=v"
   std::map<std::string, std::string> seen;       // key path -> location, filled while loading
+  // Lenient loading (a checkpoint's config.yaml written by another version): unknown keys
+  // and values of the wrong type are recorded here and skipped instead of thrown.
+  std::vector<std::string>* lenient_notes = nullptr;
   std::string locate(const std::string& path, const YAML::Node& node) const;
 };
 
@@ -56,6 +59,8 @@ class ConfigBinder {
   void finish();
   // Throws ConfigError "<location>: <path>.<key>: <message>".
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // As fail() when loading strictly; in lenient mode records the message and returns.
+  void problem(const std::string& key, const std::string& message) const;
   std::string path_of(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
 
  private:

@@ -102,6 +102,7 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("keep_every", c.checkpoint.keep_every);
     s.field("resume", c.checkpoint.resume);
     s.field("save_final", c.checkpoint.save_final);
+    s.field("io_timeout_s", c.checkpoint.io_timeout_s);
   });
   b.section("log", [&](ConfigBinder& s) {
     s.field("every_steps", c.log.every_steps);
@@ -159,6 +160,8 @@ void CheckpointConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, keep_last >= 0, "checkpoint.keep_last must be >= 0, got ", keep_last);
   PAJAMA_CHECK_AS(ConfigError, keep_every >= 0, "checkpoint.keep_every must be >= 0, got ", keep_every);
   PAJAMA_CHECK_AS(ConfigError, !resume.empty(), "checkpoint.resume must be auto, none or a checkpoint path");
+  PAJAMA_CHECK_AS(ConfigError, io_timeout_s >= 0, "checkpoint.io_timeout_s must be >= 0 (0 = auto), got ",
+                  io_timeout_s);
 }
 
 void LogConfig::validate() const {
@@ -198,16 +201,40 @@ TrainConfig load_train_config(const std::string& file, const std::vector<std::st
   return bind_and_validate(root, origins);
 }
 
-TrainConfig parse_train_config_text(const std::string& yaml_text, const std::string& origin) {
-  auto origins = std::make_shared<ConfigOrigins>();
-  origins->file = origin;
-  YAML::Node root;
+namespace {
+
+YAML::Node load_yaml_text(const std::string& yaml_text, const std::string& origin) {
   try {
-    root = YAML::Load(yaml_text);
+    YAML::Node root = YAML::Load(yaml_text);
+    PAJAMA_CHECK_AS(ConfigError, root.IsMap(), origin, ": the top level must be a map of sections");
+    return root;
   } catch (const YAML::Exception& e) {
     throw ConfigError(str(origin, ": cannot parse config: ", e.what()));
   }
-  return bind_and_validate(root, origins);
+}
+
+}  // namespace
+
+TrainConfig parse_train_config_text(const std::string& yaml_text, const std::string& origin) {
+  auto origins = std::make_shared<ConfigOrigins>();
+  origins->file = origin;
+  return bind_and_validate(load_yaml_text(yaml_text, origin), origins);
+}
+
+TrainConfig parse_train_config_lenient(const std::string& yaml_text, const std::string& origin,
+                                       std::vector<std::string>& notes) {
+  auto origins = std::make_shared<ConfigOrigins>();
+  origins->file = origin;
+  origins->lenient_notes = &notes;
+  TrainConfig cfg;
+  ConfigBinder b = ConfigBinder::loader(load_yaml_text(yaml_text, origin), origins);
+  bind_all(b, cfg);
+  try {
+    cfg.validate();
+  } catch (const ConfigError& e) {
+    notes.push_back(str(origin, ": no longer valid: ", e.what()));
+  }
+  return cfg;
 }
 
 std::string dump_train_config(const TrainConfig& cfg) {

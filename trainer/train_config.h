@@ -53,6 +53,8 @@ struct CheckpointConfig {
   int64_t keep_every = 0;               // also keep every M-th step forever (0 = none)
   std::string resume = "auto";          // auto (newest complete one in the run dir) | none | PATH
   bool save_final = true;               // save when max_steps is reached
+  double io_timeout_s = 0;              // deadline of collectives that wait on checkpoint I/O
+                                        // (0 = auto: parallel.timeout_s + bytes at 20 MB/s)
   void validate() const;
 };
 
@@ -81,5 +83,10 @@ TrainConfig load_train_config(const std::string& file, const std::vector<std::st
 std::string dump_train_config(const TrainConfig& cfg);
 // Parses YAML text produced by dump_train_config (checkpoints carry it).
 TrainConfig parse_train_config_text(const std::string& yaml_text, const std::string& origin);
+// The same for a config written by another pajama version (a checkpoint's config.yaml):
+// unknown keys, values of the wrong type and failed checks are appended to `notes`
+// ("file:line: key: what") and skipped; the defaults stand in for what was skipped.
+TrainConfig parse_train_config_lenient(const std::string& yaml_text, const std::string& origin,
+                                       std::vector<std::string>& notes);
 
 }  // namespace pajama

@@ -134,7 +134,7 @@ TEST_F(CheckpointE2E, CorruptOrIncompleteCheckpointIsSkipped) {
   }
   r = testing::run_command(testing::mpirun(2) + cmd(run, 10));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("skipping checkpoint " + newest.string() + ": file optim_rank00001.safetensors fails its sha256 check"),
+  EXPECT_NE(r.output.find("skipping checkpoint " + newest.string() + ": file optim_rank00001.safetensors fails its xxh3_128 check"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("step_00000004 (step 4"), std::string::npos) << r.output;

@@ -141,6 +141,26 @@ TEST(Config, ResolvedConfigRoundTrips) {
   EXPECT_NE(text.find("micro_batch_size: 4"), std::string::npos) << text;
 }
 
+// A checkpoint's config.yaml from another version: what this one does not know is
+// reported with its line and skipped; the rest is read.
+TEST(Config, LenientParseReportsUnknownAndMistypedKeys) {
+  const std::string text =
+      "model:\n  dim: 64\n  n_heads: 4\n  rope_scaling: yarn\ntrain:\n  max_steps: many\n  seq_len: 32\n"
+      "telemetry:\n  on: true\n";
+  std::vector<std::string> notes;
+  const TrainConfig c = parse_train_config_lenient(text, "ckpt/config.yaml", notes);
+  EXPECT_EQ(c.model.llama.dim, 64);
+  EXPECT_EQ(c.train.seq_len, 32);
+  EXPECT_EQ(c.train.max_steps, TrainLoopConfig{}.max_steps);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_NE(notes[0].find("ckpt/config.yaml:4: model.rope_scaling: unknown key"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[1].find("ckpt/config.yaml:6: train.max_steps: expected an integer, got 'many'"), std::string::npos)
+      << notes[1];
+  EXPECT_NE(notes[2].find("ckpt/config.yaml:8: telemetry: unknown key"), std::string::npos) << notes[2];
+  // The strict parser still refuses the same text.
+  EXPECT_THROW(parse_train_config_text(text, "ckpt/config.yaml"), ConfigError);
+}
+
 // The executable turns each of these into a non-zero exit and one error line naming the key.
 TEST(ConfigCli, BadInputExitsNonZeroWithOneLine) {
   TempDir dir;

@@ -1,0 +1,206 @@
+#include "trainer/checkpoint_layout.h"
+
+#include <charconv>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "model/hf_checkpoint.h"
+#include "model/safetensors.h"
+#include "trainer/train_config.h"
+
+namespace pajama {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string rank_tag(int rank) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%05d", rank);
+  return buf;
+}
+
+}  // namespace
+
+std::string checkpoint_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() != 13) return std::nullopt;
+  int64_t step = 0;
+  auto [p, ec] = std::from_chars(name.data() + 5, name.data() + name.size(), step);
+  if (ec != std::errc() || p != name.data() + name.size()) return std::nullopt;
+  return step;
+}
+
+std::string optim_file_name(int rank) { return "optim_rank" + rank_tag(rank) + ".safetensors"; }
+std::string rank_file_name(int rank) { return "rank" + rank_tag(rank) + ".json"; }
+
+json FileEntry::to_json() const {
+  if (algorithm == HashAlgorithm::kSha256) return json{{"bytes", bytes}, {"sha256", digests.at(0)}};
+  return json{{"bytes", bytes}, {"chunk_bytes", chunk_bytes}, {hash_algorithm_name(algorithm), digests}};
+}
+
+FileEntry FileEntry::from_json(const json& j) {
+  FileEntry e;
+  e.bytes = j.at("bytes").get<int64_t>();
+  if (j.contains("sha256")) {
+    e.algorithm = HashAlgorithm::kSha256;
+    e.chunk_bytes = 0;
+    e.digests = {j.at("sha256").get<std::string>()};
+    return e;
+  }
+  e.algorithm = HashAlgorithm::kXxh3_128;
+  e.chunk_bytes = j.at("chunk_bytes").get<int64_t>();
+  e.digests = j.at(hash_algorithm_name(e.algorithm)).get<std::vector<std::string>>();
+  const int64_t chunks = e.chunk_bytes > 0 ? std::max<int64_t>(1, (e.bytes + e.chunk_bytes - 1) / e.chunk_bytes) : 1;
+  if (e.chunk_bytes <= 0 || static_cast<int64_t>(e.digests.size()) != chunks) {
+    throw json::other_error::create(501, str("an entry of ", e.bytes, " bytes in chunks of ", e.chunk_bytes,
+                                             " needs ", chunks, " digests, has ", e.digests.size()),
+                                    &j);
+  }
+  return e;
+}
+
+ChunkedHasher::ChunkedHasher(int64_t chunk_bytes) : chunk_bytes_(chunk_bytes), current_(HashAlgorithm::kXxh3_128) {}
+
+void ChunkedHasher::update(const void* data, size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const size_t take = std::min<size_t>(size, static_cast<size_t>(chunk_bytes_ - in_chunk_));
+    current_.update(p, take);
+    p += take;
+    size -= take;
+    in_chunk_ += static_cast<int64_t>(take);
+    total_ += static_cast<int64_t>(take);
+    if (in_chunk_ == chunk_bytes_) {
+      digests_.push_back(current_.hex_digest());
+      current_ = Hasher(HashAlgorithm::kXxh3_128);
+      in_chunk_ = 0;
+    }
+  }
+}
+
+FileEntry ChunkedHasher::finish() {
+  if (in_chunk_ > 0 || digests_.empty()) digests_.push_back(current_.hex_digest());
+  FileEntry e;
+  e.bytes = total_;
+  e.algorithm = HashAlgorithm::kXxh3_128;
+  e.chunk_bytes = chunk_bytes_;
+  e.digests = std::move(digests_);
+  return e;
+}
+
+FileEntry entry_of_bytes(std::string_view bytes) {
+  ChunkedHasher h;
+  h.update(bytes.data(), bytes.size());
+  return h.finish();
+}
+
+json Manifest::to_json() const {
+  json f = json::object();
+  for (const auto& [name, e] : files) f[name] = e.to_json();
+  return json{{"format", "pajama-checkpoint"}, {"format_version", format_version}, {"step", step},
+              {"world_size", world_size},      {"files", f},                       {"ranks", ranks}};
+}
+
+std::string read_manifest(const fs::path& dir, Manifest& out) {
+  const fs::path path = dir / "manifest.json";
+  if (!fs::exists(path)) return "no manifest.json (the save did not finish)";
+  json m;
+  try {
+    m = json::parse(read_file(path));
+  } catch (const std::exception& e) {
+    return str("manifest.json is unreadable: ", e.what());
+  }
+  try {
+    out = Manifest{};
+    out.format_version = m.at("format_version").get<int64_t>();
+    if (out.format_version < 1 || out.format_version > kCheckpointFormatVersion) {
+      return str("format_version ", out.format_version, " is not supported (this pajama reads 1 to ",
+                 kCheckpointFormatVersion, "; a newer pajama wrote it)");
+    }
+    out.step = m.at("step").get<int64_t>();
+    out.world_size = m.at("world_size").get<int64_t>();
+    for (const auto& [name, entry] : m.at("files").items()) out.files[name] = FileEntry::from_json(entry);
+    out.ranks = m.at("ranks");
+  } catch (const json::exception& e) {
+    return str("manifest.json is malformed: ", e.what());
+  }
+  return "";
+}
+
+std::vector<VerifyTask> verify_tasks(const Manifest& m) {
+  std::vector<VerifyTask> tasks;
+  for (const auto& [name, e] : m.files) {
+    if (e.chunk_bytes <= 0) {
+      tasks.push_back(VerifyTask{name, 0, e.bytes, 0});
+      continue;
+    }
+    for (size_t c = 0; c < e.digests.size(); ++c) {
+      const int64_t offset = static_cast<int64_t>(c) * e.chunk_bytes;
+      tasks.push_back(VerifyTask{name, offset, std::min(e.chunk_bytes, e.bytes - offset), c});
+    }
+  }
+  return tasks;
+}
+
+std::string verify_task(const fs::path& dir, const Manifest& m, const VerifyTask& t) {
+  const FileEntry& e = m.files.at(t.file);
+  const fs::path p = dir / t.file;
+  std::error_code ec;
+  const auto size = fs::file_size(p, ec);
+  if (ec) return str("file ", t.file, " is missing");
+  if (static_cast<int64_t>(size) != e.bytes) return str("file ", t.file, " has ", size, " bytes, manifest says ", e.bytes);
+  try {
+    if (hash_file_hex(p, e.algorithm, t.offset, t.length) != e.digests.at(t.chunk)) {
+      if (e.chunk_bytes <= 0) return str("file ", t.file, " fails its ", hash_algorithm_name(e.algorithm), " check");
+      return str("file ", t.file, " fails its ", hash_algorithm_name(e.algorithm), " check in bytes [", t.offset, ", ",
+                 t.offset + t.length, ")");
+    }
+  } catch (const DataError& err) {
+    return err.what();
+  }
+  return "";
+}
+
+std::string verify_checkpoint(const fs::path& dir) {
+  Manifest m;
+  if (std::string problem = read_manifest(dir, m); !problem.empty()) return problem;
+  for (const auto& t : verify_tasks(m)) {
+    if (std::string problem = verify_task(dir, m, t); !problem.empty()) return problem;
+  }
+  return "";
+}
+
+CheckpointModel read_checkpoint_model(const fs::path& dir, const Manifest& m) {
+  CheckpointModel out;
+  const fs::path yaml = dir / "config.yaml";
+  const TrainConfig saved = parse_train_config_lenient(read_file(yaml), yaml.string(), out.notes);
+  out.tokenizer = saved.data.tokenizer;
+  out.shape = m.format_version >= 2 ? read_hf_config(dir) : saved.model.llama;
+  SafetensorsReader weights(dir / "model.safetensors");
+  PAJAMA_CHECK_AS(CheckpointError, !weights.names().empty(), (dir / "model.safetensors").string(), " holds no tensors");
+  const std::string st = weights.entry(weights.names().front()).dtype;
+  out.dtype = st == "F32" ? "float32" : st == "BF16" ? "bfloat16" : st == "F16" ? "float16" : st;
+  return out;
+}
+
+fs::path resolve_checkpoint_dir(const fs::path& p) {
+  if (fs::exists(p / "manifest.json")) return p;
+  for (const fs::path& dir : {p / "checkpoints", p}) {
+    if (fs::exists(dir / "latest")) {
+      std::string name = read_file(dir / "latest");
+      while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+      return dir / name;
+    }
+  }
+  PAJAMA_FAIL_AS(CheckpointError, p.string(),
+                 " is not a checkpoint (no manifest.json) nor a run directory with checkpoints/latest");
+}
+
+}  // namespace pajama
