@@ -44,8 +44,7 @@ void write_tokenizer_files(const fs::path& tokenizer, const fs::path& out) {
 void run_convert(const ConvertOptions& o) {
   const fs::path dir = pajama::resolve_checkpoint_dir(o.checkpoint);
   pajama::Manifest manifest;
-  std::string problem = pajama::read_manifest(dir, manifest);
-  if (problem.empty()) problem = pajama::verify_checkpoint(dir);
+  const std::string problem = pajama::verify_checkpoint(dir, manifest);
   PAJAMA_CHECK_AS(pajama::CheckpointError, problem.empty(), dir.string(), ": ", problem);
   const pajama::CheckpointModel saved = pajama::read_checkpoint_model(dir, manifest);
   for (const auto& note : saved.notes) pajama::log_warn("checkpoint config: ", note);

@@ -168,8 +168,7 @@ std::string verify_task(const fs::path& dir, const Manifest& m, const VerifyTask
   return "";
 }
 
-std::string verify_checkpoint(const fs::path& dir) {
-  Manifest m;
+std::string verify_checkpoint(const fs::path& dir, Manifest& m) {
   if (std::string problem = read_manifest(dir, m); !problem.empty()) return problem;
   for (const auto& t : verify_tasks(m)) {
     if (std::string problem = verify_task(dir, m, t); !problem.empty()) return problem;

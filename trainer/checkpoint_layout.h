@@ -90,8 +90,9 @@ struct VerifyTask {
 std::vector<VerifyTask> verify_tasks(const Manifest& m);
 // "" when the file exists with the manifest's size and the range has its digest.
 std::string verify_task(const std::filesystem::path& dir, const Manifest& m, const VerifyTask& t);
-// Checks everything in one process (convert, tests). "" when complete and intact.
-std::string verify_checkpoint(const std::filesystem::path& dir);
+// Reads the manifest into `m` and checks everything in one process (`pajama
+// convert`). "" when complete and intact.
+std::string verify_checkpoint(const std::filesystem::path& dir, Manifest& m);
 
 struct CheckpointModel {
   LlamaConfig shape;

@@ -246,6 +246,7 @@ std::string Checkpointer::verify_together(const fs::path& dir, const Manifest& m
     comm_.all_reduce(t, ReduceOp::kSum);
     reads = t.cpu();
   }
+  const auto reads_of = reads.accessor<int32_t, 2>();
   // Every rank assigns the same way: a range goes to the least-loaded rank among those
   // that read its file (all ranks read the model; nobody reads the metadata: rank 0).
   std::vector<int64_t> load(static_cast<size_t>(n), 0);
@@ -257,7 +258,7 @@ std::string Checkpointer::verify_together(const fs::path& dir, const Manifest& m
       for (int r = 0; r < n; ++r) readers.push_back(r);
     } else if (auto it = file_index.find(t.file); it != file_index.end()) {
       for (int r = 0; r < n; ++r) {
-        if (reads[r][it->second].item<int32_t>() != 0) readers.push_back(r);
+        if (reads_of[r][it->second] != 0) readers.push_back(r);
       }
     }
     if (readers.empty()) readers.push_back(0);
