@@ -28,6 +28,8 @@ std::string planned_dtype(const pajama::TrainConfig& cfg) {
   return cfg.train.device == "cpu" ? "fp32" : "bf16";
 }
 
+bool planned_device_is_gpu(const pajama::TrainConfig& cfg) { return cfg.train.device != "cpu"; }
+
 void run_info(const InfoOptions& o) {
   PAJAMA_CHECK_AS(pajama::ConfigError, o.ranks >= 1, "--ranks must be >= 1, got ", o.ranks);
   PAJAMA_CHECK_AS(pajama::ConfigError, o.device_memory_gib >= 0, "--device-memory must be >= 0 GiB, got ",
@@ -63,6 +65,25 @@ void run_info(const InfoOptions& o) {
                 t.detail.c_str());
   }
   std::printf("peak memory per rank: %s\n", pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str());
+  const pajama::CheckpointPlan ck = pajama::plan_checkpoint(cfg, n, dtype);
+  const auto gib = [](int64_t b) { return pajama::format_gib(static_cast<double>(b)); };
+  std::printf("checkpoint: %s each (model %s %s, optimizer %s: fp32 master + AdamW moments)\n",
+              gib(ck.checkpoint_bytes).c_str(), gib(ck.model_bytes).c_str(), dtype.c_str(),
+              gib(ck.optimizer_bytes).c_str());
+  if (ck.kept > 0) {
+    std::printf("  on disk with checkpoint.keep_last %" PRId64 ": %s%s\n", ck.kept,
+                gib(ck.kept * ck.checkpoint_bytes).c_str(),
+                cfg.checkpoint.keep_every > 0 ? " (plus every checkpoint.keep_every-th step)" : "");
+  } else {
+    std::printf("  on disk: every checkpoint is kept (checkpoint.keep_last 0)\n");
+  }
+  if (cfg.checkpoint.async) {
+    std::printf("  async save snapshot, host memory%s: rank 0 %s, other ranks %s\n",
+                planned_device_is_gpu(cfg) ? " (pinned)" : "", gib(ck.snapshot_rank0_bytes).c_str(),
+                gib(ck.snapshot_rank_bytes).c_str());
+  } else {
+    std::printf("  saves write in the foreground (checkpoint.async false): no snapshot memory\n");
+  }
   if (o.device_memory_gib > 0) {
     const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
     const pajama::FitAdvice advice = pajama::advise_fit(cfg, n, dtype, device);

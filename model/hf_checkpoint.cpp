@@ -270,40 +270,50 @@ std::string hf_config_json(const LlamaConfig& cfg, torch::ScalarType dtype) {
   return j.dump(2) + "\n";
 }
 
-void save_hf(LlamaImpl& model, const fs::path& dir, int64_t max_shard_bytes) {
+void save_hf_tensors(const LlamaConfig& cfg, torch::ScalarType dtype,
+                     const std::vector<std::pair<std::string, int64_t>>& tensors, const HfTensorFetch& fetch,
+                     const fs::path& dir, int64_t max_shard_bytes, const HfProgress& progress) {
   PAJAMA_CHECK_AS(CheckpointError, max_shard_bytes > 0, "save_hf: max_shard_bytes must be positive");
+  PAJAMA_CHECK_AS(CheckpointError, !tensors.empty(), "save_hf: no tensors to write");
   try {
     fs::create_directories(dir);
     // Greedy sharding in state-dict order, like huggingface_hub's split_torch_state_dict_into_shards.
-    std::vector<NamedTensors> shards(1);
+    const auto element = static_cast<int64_t>(c10::elementSize(dtype));
+    std::vector<std::vector<std::string>> shards(1);
     int64_t shard_bytes = 0, total_bytes = 0;
-    torch::ScalarType dtype = torch::kFloat32;
-    for (const auto& p : model.named_parameters()) {
-      const torch::Tensor t = p.value().detach();
-      dtype = t.scalar_type();
-      const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    for (const auto& [name, numel] : tensors) {
+      const int64_t bytes = numel * element;
       if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
         shards.emplace_back();
         shard_bytes = 0;
       }
-      shards.back().emplace_back(p.key(), t);
+      shards.back().push_back(name);
       shard_bytes += bytes;
       total_bytes += bytes;
     }
-    write_file_atomic(dir / "config.json", hf_config_json(model.config(), dtype));
+    write_file_atomic(dir / "config.json", hf_config_json(cfg, dtype));
     const std::map<std::string, std::string> metadata = {{"format", "pt"}};
-    if (shards.size() == 1) {
-      save_safetensors(dir / kSingleFile, shards[0], metadata);
-      fs::remove(dir / kIndexFile);  // shards of an earlier save would otherwise look current
-      return;
-    }
-    nlohmann::ordered_json map = nlohmann::ordered_json::object();
     const size_t n = shards.size();
+    nlohmann::ordered_json map = nlohmann::ordered_json::object();
+    int64_t done = 0;
     for (size_t i = 0; i < n; ++i) {
       char name[64];
       std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, n);
-      save_safetensors(dir / name, shards[i], metadata);
-      for (const auto& [tensor_name, t] : shards[i]) map[tensor_name] = name;
+      const std::string file = n == 1 ? std::string(kSingleFile) : std::string(name);
+      NamedTensors shard;  // only this shard's tensors are in memory
+      for (const std::string& t : shards[i]) {
+        shard.emplace_back(t, fetch(t));
+        PAJAMA_CHECK_AS(CheckpointError, shard.back().second.scalar_type() == dtype, "save_hf: ", t, " is ",
+                        shard.back().second.scalar_type(), ", expected ", dtype);
+        done += static_cast<int64_t>(shard.back().second.nbytes());
+        map[t] = file;
+      }
+      save_safetensors(dir / file, shard, metadata);
+      if (progress) progress(done, total_bytes);
+    }
+    if (n == 1) {
+      fs::remove(dir / kIndexFile);  // shards of an earlier save would otherwise look current
+      return;
     }
     nlohmann::ordered_json index;
     index["metadata"] = {{"total_size", total_bytes}};
@@ -313,6 +323,19 @@ void save_hf(LlamaImpl& model, const fs::path& dir, int64_t max_shard_bytes) {
   } catch (...) {
     rethrow_with_context("saving Hugging Face checkpoint to ", dir.string());
   }
+}
+
+void save_hf(LlamaImpl& model, const fs::path& dir, int64_t max_shard_bytes) {
+  std::vector<std::pair<std::string, int64_t>> names;
+  std::map<std::string, torch::Tensor> params;
+  torch::ScalarType dtype = torch::kFloat32;
+  for (const auto& p : model.named_parameters()) {
+    names.emplace_back(p.key(), p.value().numel());
+    params[p.key()] = p.value().detach();
+    dtype = p.value().scalar_type();
+  }
+  save_hf_tensors(model.config(), dtype, names, [&](const std::string& name) { return params.at(name); }, dir,
+                  max_shard_bytes);
 }
 
 void save_hf(Llama& model, const fs::path& dir, int64_t max_shard_bytes) { save_hf(*model, dir, max_shard_bytes); }

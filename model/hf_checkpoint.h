@@ -9,6 +9,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "model/llama.h"
 #include "model/llama_config.h"
@@ -35,6 +39,17 @@ void load_hf_weights(Llama& model, const std::filesystem::path& dir);
 // Every file is written under a temporary name and renamed.
 void save_hf(LlamaImpl& model, const std::filesystem::path& dir, int64_t max_shard_bytes = 5'000'000'000);
 void save_hf(Llama& model, const std::filesystem::path& dir, int64_t max_shard_bytes = 5'000'000'000);
+
+// The same from tensors fetched one shard at a time (`pajama convert` streams a
+// checkpoint's weights this way, never holding the whole model): `tensors` lists each
+// HF name with its element count in state-dict order, `fetch(name)` returns it in
+// `dtype`; `progress(bytes_done, bytes_total)` is called after each shard.
+using HfTensorFetch = std::function<torch::Tensor(const std::string& name)>;
+using HfProgress = std::function<void(int64_t done, int64_t total)>;
+void save_hf_tensors(const LlamaConfig& cfg, torch::ScalarType dtype,
+                     const std::vector<std::pair<std::string, int64_t>>& tensors, const HfTensorFetch& fetch,
+                     const std::filesystem::path& dir, int64_t max_shard_bytes = 5'000'000'000,
+                     const HfProgress& progress = nullptr);
 
 // The config.json text save_hf writes for `cfg` with weights in `dtype`.
 std::string hf_config_json(const LlamaConfig& cfg, torch::ScalarType dtype);

@@ -181,6 +181,7 @@ CheckpointModel read_checkpoint_model(const fs::path& dir, const Manifest& m) {
   const fs::path yaml = dir / "config.yaml";
   const TrainConfig saved = parse_train_config_lenient(read_file(yaml), yaml.string(), out.notes);
   out.tokenizer = saved.data.tokenizer;
+  for (const auto& d : saved.data.datasets) out.shard_prefixes.push_back(d.path);
   out.shape = m.format_version >= 2 ? read_hf_config(dir) : saved.model.llama;
   SafetensorsReader weights(dir / "model.safetensors");
   PAJAMA_CHECK_AS(CheckpointError, !weights.names().empty(), (dir / "model.safetensors").string(), " holds no tensors");

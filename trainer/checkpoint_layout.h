@@ -98,6 +98,7 @@ struct CheckpointModel {
   LlamaConfig shape;
   std::string dtype;                // "float32", "bfloat16": the training dtype of the weights
   std::string tokenizer;            // data.tokenizer of the run that wrote it ("" = none)
+  std::vector<std::string> shard_prefixes;  // data.datasets paths (their sidecars hold the BOS/EOS policy)
   std::vector<std::string> notes;   // what the lenient read of config.yaml skipped
 };
 // The model shape from config.json (format 2) or, for format 1, from config.yaml read

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include <yaml-cpp/yaml.h>
 
@@ -81,8 +83,74 @@ bool overlaps(const ZeroOptimizer::OwnedSlice& mine, const json& saved_slices) {
 
 }  // namespace
 
-Checkpointer::Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm)
-    : cfg_(cfg), run_dir_(run_dir), comm_(comm) {}
+int64_t SavePart::bytes() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : optimizer) n += static_cast<int64_t>(t.nbytes());
+  for (const auto& [name, t] : weights) n += static_cast<int64_t>(t.nbytes());
+  return n;
+}
+
+namespace {
+
+// Test hooks, read from the environment (not user options):
+//   PAJAMA_TEST_CHECKPOINT_DELAY_MS=N     sleep N ms after each file a save writes and
+//                                         between the steps of a commit, so that a SIGKILL
+//                                         test lands inside them;
+//   PAJAMA_TEST_CHECKPOINT_FAIL=RANK:STEP the background write of that rank fails at that step.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::atoi(v) : fallback;
+}
+
+bool test_write_fails(int rank, int64_t step) {
+  const char* v = std::getenv("PAJAMA_TEST_CHECKPOINT_FAIL");
+  if (v == nullptr) return false;
+  const std::string spec = v;
+  const size_t colon = spec.find(':');
+  return colon != std::string::npos && std::atoi(spec.substr(0, colon).c_str()) == rank &&
+         std::atoll(spec.substr(colon + 1).c_str()) == step;
+}
+
+void test_delay(int ms) {
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// Writes one rank's part into part.tmp_dir. The rank file is written last: its
+// presence says the rank's optimizer file is durable.
+void write_part(const SavePart& part, HostSnapshot* snapshot, int delay_ms) {
+  if (snapshot != nullptr) snapshot->wait_host();
+  std::error_code ec;
+  fs::create_directories(part.tmp_dir, ec);
+  PAJAMA_CHECK_AS(CheckpointError, fs::is_directory(part.tmp_dir), "cannot create ", part.tmp_dir.string(), ": ",
+                  ec.message());
+  PAJAMA_CHECK_AS(CheckpointError, !test_write_fails(part.rank, part.step), "rank ", part.rank,
+                  ": injected write failure (PAJAMA_TEST_CHECKPOINT_FAIL)");
+  const FileEntry optim_entry = write_tensors(part.tmp_dir / optim_file_name(part.rank), part.optimizer,
+                                              {{"format", "pt"}, {"pajama", "optimizer-partition"}});
+  test_delay(delay_ms);
+  if (part.has_model) {
+    Manifest m;
+    m.files["model.safetensors"] = write_tensors(part.tmp_dir / "model.safetensors", part.weights, {{"format", "pt"}});
+    test_delay(delay_ms);
+    m.files["config.json"] = write_small_file(part.tmp_dir / "config.json", part.config_json);
+    m.files["config.yaml"] = write_small_file(part.tmp_dir / "config.yaml", part.config_yaml);
+    m.files["trainer_state.json"] = write_small_file(part.tmp_dir / "trainer_state.json", part.trainer_state_json);
+    write_file_atomic(part.tmp_dir / "manifest.partial.json", m.to_json().dump(1));
+  }
+  const json rank_meta = {
+      {"rank", part.rank}, {"slices", part.slices}, {"file", optim_file_name(part.rank)}, {"entry", optim_entry.to_json()}};
+  write_file_atomic(part.tmp_dir / rank_file_name(part.rank), rank_meta.dump(1));
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm,
+                           const torch::Device& device)
+    : cfg_(cfg), run_dir_(run_dir), comm_(comm), device_(device), test_write_delay_ms_(env_int("PAJAMA_TEST_CHECKPOINT_DELAY_MS", 0)) {}
+
+Checkpointer::~Checkpointer() {
+  if (in_flight_ && in_flight_->write.valid()) in_flight_->write.wait();
+}
 
 bool Checkpointer::should_save(int64_t step, int64_t max_steps) const {
   if (step == max_steps) return cfg_.save_final;
@@ -94,67 +162,141 @@ double Checkpointer::io_timeout_s(int64_t bytes) const {
   return comm_.timeout_s() + static_cast<double>(bytes) / 20e6;  // a slow shared filesystem: 20 MB/s
 }
 
+// Left over from a save that crashed; only before this process's first save, so that
+// no rank is writing into a .tmp directory yet.
+void Checkpointer::remove_stale_tmp_dirs() {
+  if (stale_tmp_removed_) return;
+  if (comm_.rank() == 0 && fs::exists(checkpoints_dir())) {
+    for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
+      const std::string name = e.path().filename().string();
+      if (name.size() > 4 && name.ends_with(".tmp") && name.starts_with("step_")) fs::remove_all(e.path());
+    }
+  }
+  comm_.barrier();
+  stale_tmp_removed_ = true;
+}
+
+SavePart Checkpointer::capture(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
+                               const std::string& config_yaml) {
+  SavePart part;
+  part.step = step;
+  part.rank = comm_.rank();
+  part.tmp_dir = checkpoints_dir() / (checkpoint_dir_name(step) + ".tmp");
+  part.slices = json::array();
+  std::vector<torch::Tensor> sources;
+  for (const auto& s : optimizer.owned_slices()) {
+    if (s.end <= s.begin) continue;
+    part.slices.push_back({{"name", s.name}, {"shape", s.shape}, {"begin", s.begin}, {"end", s.end}});
+    for (const std::string& kind : optimizer.state_kinds()) {
+      part.optimizer.emplace_back(s.name + "/" + kind, torch::Tensor());
+      sources.push_back(optimizer.state_slice(kind, s.name).detach());
+    }
+  }
+  const size_t optimizer_count = sources.size();
+  if (part.rank == 0) {
+    part.has_model = true;
+    for (const auto& p : model->named_parameters()) {
+      part.weights.emplace_back(p.key(), torch::Tensor());
+      sources.push_back(p.value().detach());
+    }
+    part.config_json = hf_config_json(model->config(), sources.back().scalar_type());
+    part.config_yaml = config_yaml;
+    part.trainer_state_json = json{{"step", state.step},
+                                   {"consumed_samples", state.consumed_samples},
+                                   {"tokens_seen", state.tokens_seen},
+                                   {"optimizer_steps", optimizer.step_count()},
+                                   {"world_size", comm_.size()}}
+                                  .dump(2);
+  }
+  std::vector<torch::Tensor> host;
+  if (cfg_.async) {
+    const bool first = !snapshot_;
+    if (first) snapshot_ = make_host_snapshot(device_);
+    snapshot_->capture(sources);
+    if (first) {
+      log_info("async checkpoint snapshot: ", static_cast<double>(snapshot_->bytes()) / 1e6,
+               " MB of host memory on this rank (allocated once, reused by every save)");
+    }
+    host = snapshot_->buffers();
+  } else {
+    for (const auto& t : sources) host.push_back(t.to(torch::kCPU).contiguous());
+  }
+  for (size_t i = 0; i < optimizer_count; ++i) part.optimizer[i].second = host[i];
+  for (size_t i = optimizer_count; i < host.size(); ++i) part.weights[i - optimizer_count].second = host[i];
+  return part;
+}
+
 void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
                         const std::string& config_yaml) {
-  const int rank = comm_.rank();
+  flush();
   const fs::path final_dir = checkpoints_dir() / checkpoint_dir_name(step);
-  const fs::path tmp_dir = checkpoints_dir() / (checkpoint_dir_name(step) + ".tmp");
   try {
-    if (rank == 0) {
-      fs::create_directories(checkpoints_dir());
-      for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
-        const std::string name = e.path().filename().string();
-        if (name.size() > 4 && name.ends_with(".tmp") && name.starts_with("step_")) {
-          fs::remove_all(e.path());  // left over from a save that crashed
-        }
+    remove_stale_tmp_dirs();
+    auto part = std::make_shared<SavePart>(capture(step, model, optimizer, state, config_yaml));
+    InFlight job;
+    job.step = step;
+    job.max_bytes = max_over_ranks(comm_, {part->bytes()})[0];  // before any rank's I/O starts
+    HostSnapshot* snapshot = snapshot_.get();
+    const int delay = test_write_delay_ms_;
+    if (cfg_.async) {
+      job.write = std::async(std::launch::async, [part, snapshot, delay] { write_part(*part, snapshot, delay); });
+    } else {
+      std::promise<void> done;
+      try {
+        write_part(*part, nullptr, delay);
+        done.set_value();
+      } catch (...) {
+        done.set_exception(std::current_exception());
       }
-      fs::create_directories(tmp_dir);
+      job.write = done.get_future();
     }
-    comm_.barrier();
+    in_flight_ = std::move(job);
+  } catch (...) {
+    rethrow_with_context("saving checkpoint ", final_dir.string());
+  }
+  if (!cfg_.async) flush();
+}
 
-    // Every rank: its optimizer partition, stored per parameter name.
-    NamedTensors tensors;
-    json slices = json::array();
-    int64_t bytes = 0;
-    for (const auto& s : optimizer.owned_slices()) {
-      if (s.end <= s.begin) continue;
-      slices.push_back({{"name", s.name}, {"shape", s.shape}, {"begin", s.begin}, {"end", s.end}});
-      for (const std::string& kind : optimizer.state_kinds()) {
-        tensors.emplace_back(s.name + "/" + kind, optimizer.state_slice(kind, s.name).detach().to(torch::kCPU).contiguous());
-        bytes += static_cast<int64_t>(tensors.back().second.nbytes());
-      }
-    }
-    const FileEntry optim_entry =
-        write_tensors(tmp_dir / optim_file_name(rank), tensors, {{"format", "pt"}, {"pajama", "optimizer-partition"}});
-    const json rank_meta = {{"rank", rank}, {"slices", slices}, {"file", optim_file_name(rank)}, {"entry", optim_entry.to_json()}};
-    write_file_atomic(tmp_dir / rank_file_name(rank), rank_meta.dump(1));
+bool Checkpointer::end_of_step(bool stop_requested) {
+  const bool pending = in_flight_ && in_flight_->write.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+  const std::vector<int64_t> any = max_over_ranks(comm_, {stop_requested ? 1 : 0, pending ? 1 : 0});
+  if (in_flight_ && any[1] == 0) finish_in_flight();
+  return any[0] != 0;
+}
 
-    if (rank == 0) {
-      NamedTensors weights;
-      for (const auto& p : model->named_parameters()) {
-        weights.emplace_back(p.key(), p.value().detach().to(torch::kCPU).contiguous());
-        bytes += static_cast<int64_t>(weights.back().second.nbytes());
-      }
-      const torch::ScalarType dtype = weights.front().second.scalar_type();
-      Manifest m;
-      m.files["model.safetensors"] = write_tensors(tmp_dir / "model.safetensors", weights, {{"format", "pt"}});
-      m.files["config.json"] = write_small_file(tmp_dir / "config.json", hf_config_json(model->config(), dtype));
-      m.files["config.yaml"] = write_small_file(tmp_dir / "config.yaml", config_yaml);
-      const json ts = {{"step", state.step},
-                       {"consumed_samples", state.consumed_samples},
-                       {"tokens_seen", state.tokens_seen},
-                       {"optimizer_steps", optimizer.step_count()},
-                       {"world_size", comm_.size()}};
-      m.files["trainer_state.json"] = write_small_file(tmp_dir / "trainer_state.json", ts.dump(2));
-      write_file_atomic(tmp_dir / "manifest.partial.json", m.to_json().dump(1));
-    }
-    {
-      // The ranks wait here for the slowest writer: an I/O deadline, not parallel.timeout_s.
-      ScopedCommTimeout deadline(comm_, io_timeout_s(max_over_ranks(comm_, {bytes})[0]));
-      comm_.barrier();
-    }
-    if (rank == 0) commit(step, tmp_dir);
-    comm_.barrier();
+void Checkpointer::flush() {
+  if (!in_flight_) return;
+  if (in_flight_->write.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    log_info("waiting for checkpoint ", checkpoint_dir_name(in_flight_->step), " to be written");
+    in_flight_->write.wait();
+  }
+  finish_in_flight();
+  comm_.barrier();  // every rank returns with the checkpoint committed
+}
+
+void Checkpointer::before_parameter_update() {
+  if (in_flight_ && snapshot_) snapshot_->fence_device();
+}
+
+void Checkpointer::finish_in_flight() {
+  InFlight job = std::move(*in_flight_);
+  in_flight_.reset();
+  const fs::path final_dir = checkpoints_dir() / checkpoint_dir_name(job.step);
+  std::string problem;
+  try {
+    job.write.get();
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  {
+    // The slowest writer may still be writing when the others get here.
+    ScopedCommTimeout deadline(comm_, io_timeout_s(job.max_bytes));
+    problem = agree_on_problem(comm_, problem);
+  }
+  PAJAMA_CHECK_AS(CheckpointError, problem.empty(), "saving checkpoint ", final_dir.string(), ": ", problem);
+  if (comm_.rank() != 0) return;
+  try {
+    commit(job.step, checkpoints_dir() / (checkpoint_dir_name(job.step) + ".tmp"));
   } catch (...) {
     rethrow_with_context("saving checkpoint ", final_dir.string());
   }
@@ -179,9 +321,11 @@ void Checkpointer::commit(int64_t step, const fs::path& tmp_dir) {
   fs::remove(tmp_dir / "manifest.partial.json");
   write_file_atomic(tmp_dir / "manifest.json", m.to_json().dump(1));
   fsync_directory(tmp_dir);
+  test_delay(test_write_delay_ms_);
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
   fsync_directory(checkpoints_dir());
+  test_delay(test_write_delay_ms_);
   write_file_atomic(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
   prune(step);
   log_info("checkpoint saved: ", final_dir.string());

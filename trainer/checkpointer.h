@@ -1,10 +1,18 @@
 // Crash-safe checkpoints that resume bit-exactly, also on another number of ranks.
 // The directory layout and the manifest are in trainer/checkpoint_layout.h.
 //
-// Saving: rank 0 creates step_XXXXXXXX.tmp; every rank writes its optimizer partition
-// (hashing the bytes as they are written) and rank 0 the model, config.json, config.yaml
-// and trainer_state.json; after every rank's files are durable, rank 0 writes the
-// manifest, renames the directory into place and updates `latest`.
+// Saving happens in two halves. At the step boundary save() takes a snapshot of this
+// rank's part (its optimizer partition; rank 0 also the model and the small files) into
+// host memory: on the CPU a copy, on a GPU pinned buffers filled on a side stream that
+// the next parameter update waits for. A background thread then writes, hashes and
+// fsyncs the part into step_XXXXXXXX.tmp while training goes on. Every step the ranks
+// fold "my part is still being written / failed" into the stop-flag all-reduce they
+// already make (end_of_step); once every rank's part is durable, rank 0 commits: the
+// manifest, the rename into place, `latest`, pruning. A new save, a stop and the end of
+// training wait for the save in flight (flush). Killed at any moment, only committed
+// directories count as checkpoints; a stale .tmp is removed by the next run's first
+// save. checkpoint.async: false writes in the foreground and commits before save()
+// returns (no snapshot memory).
 // Resuming: the candidates (newest first under auto) are verified by all ranks
 // together, each rank hashing the byte ranges of the files it reads; weights are
 // loaded, and the optimizer state is re-sliced by global element ranges, so a
@@ -14,12 +22,17 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/llama.h"
+#include "model/safetensors.h"
 #include "parallel/communicator.h"
+#include "parallel/host_snapshot.h"
 #include "parallel/zero_optimizer.h"
 #include "trainer/checkpoint_layout.h"
 #include "trainer/train_config.h"
@@ -32,15 +45,47 @@ struct TrainerState {
   int64_t tokens_seen = 0;
 };
 
+// One rank's share of a save: what save() captured at the step boundary and the
+// background writer puts on disk. The tensors are host tensors (the snapshot's buffers,
+// or the live state when writing in the foreground).
+struct SavePart {
+  int64_t step = 0;
+  int rank = 0;
+  std::filesystem::path tmp_dir;
+  NamedTensors optimizer;          // "<name>/<kind>" -> owned elements
+  nlohmann::json slices;           // [{name, shape, begin, end}]
+  bool has_model = false;          // rank 0: weights and the small files below
+  NamedTensors weights;
+  std::string config_json, config_yaml, trainer_state_json;
+  int64_t bytes() const;
+};
+
 class Checkpointer {
  public:
-  Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm);
+  Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm,
+               const torch::Device& device);
+  // Joins a write still in flight without committing it (its .tmp stays incomplete).
+  ~Checkpointer();
 
   bool should_save(int64_t step, int64_t max_steps) const;
-  // Collective: every rank calls it. Throws CheckpointError on failure (nothing
-  // half-written becomes visible).
+  // Collective: every rank calls it at the same step boundary. Waits for the save in
+  // flight, then snapshots this rank's part and starts writing it (checkpoint.async),
+  // or writes and commits it before returning. Throws CheckpointError on failure
+  // (nothing half-written becomes visible).
   void save(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
             const std::string& config_yaml);
+  // Collective, once per step: returns true on every rank when any rank asked to stop,
+  // and commits the save in flight once every rank's part is durable (one all-reduce
+  // of three integers, the one the stop flag needs anyway).
+  bool end_of_step(bool stop_requested);
+  // Collective: waits until the save in flight (if any) is written and committed.
+  void flush();
+  // Before the optimizer writes parameters and state: on a GPU the device waits for
+  // the snapshot's copies (no host sync). Not collective.
+  void before_parameter_update();
+  // Host bytes the async snapshot holds (allocated at the first save, reused).
+  int64_t snapshot_bytes() const { return snapshot_ ? snapshot_->bytes() : 0; }
+
   // Collective. Resolves checkpoint.resume (auto/none/PATH), verifies the candidate
   // (incomplete or corrupt checkpoints are reported and skipped for older ones under
   // auto), checks the model shape, loads weights and this rank's optimizer ranges.
@@ -50,6 +95,16 @@ class Checkpointer {
   std::filesystem::path checkpoints_dir() const { return run_dir_ / "checkpoints"; }
 
  private:
+  struct InFlight {
+    int64_t step = 0;
+    int64_t max_bytes = 0;          // the largest rank's part: the I/O deadline's size
+    std::future<void> write;        // the background writer; get() rethrows its error
+  };
+  SavePart capture(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
+                   const std::string& config_yaml);
+  void remove_stale_tmp_dirs();
+  // Collective: every rank's write has ended; agree on the outcome, rank 0 commits.
+  void finish_in_flight();
   void commit(int64_t step, const std::filesystem::path& tmp_dir);
   void prune(int64_t newest_step);
   // The deadline for a collective that waits on `bytes` of another rank's file I/O.
@@ -64,6 +119,11 @@ class Checkpointer {
   CheckpointConfig cfg_;
   std::filesystem::path run_dir_;
   Communicator& comm_;
+  torch::Device device_;
+  std::unique_ptr<HostSnapshot> snapshot_;  // async only
+  std::optional<InFlight> in_flight_;
+  bool stale_tmp_removed_ = false;
+  int test_write_delay_ms_ = 0;  // PAJAMA_TEST_CHECKPOINT_DELAY_MS: widens the windows a SIGKILL test aims at
 };
 
 }  // namespace pajama

@@ -147,4 +147,25 @@ FitAdvice advise_fit(const TrainConfig& cfg, int64_t ranks, const std::string& d
   return advice;
 }
 
+CheckpointPlan plan_checkpoint(const TrainConfig& cfg, int64_t ranks, const std::string& dtype) {
+  PAJAMA_CHECK_AS(ConfigError, ranks >= 1, "the checkpoint plan needs at least one rank, got ", ranks);
+  const int64_t p = count_parameters(cfg.model.llama);
+  const int64_t e = dtype == "bf16" ? 2 : 4;
+  // master + exp_avg + exp_avg_sq, fp32. Stage 0 replicates the optimizer: every rank
+  // writes all of it. Otherwise each rank writes its partition, at most `part` elements.
+  const int64_t per_element = 12;
+  const bool replicated = cfg.zero.stage == 0 || ranks == 1;
+  const int64_t own = replicated ? p : zero_partition_numel(p, ranks);
+  CheckpointPlan plan;
+  plan.model_bytes = e * p;
+  plan.optimizer_bytes = per_element * p * (cfg.zero.stage == 0 ? ranks : 1);
+  plan.checkpoint_bytes = plan.model_bytes + plan.optimizer_bytes;
+  plan.kept = cfg.checkpoint.keep_last;
+  if (cfg.checkpoint.async) {
+    plan.snapshot_rank0_bytes = plan.model_bytes + per_element * own;
+    plan.snapshot_rank_bytes = ranks > 1 ? per_element * own : 0;
+  }
+  return plan;
+}
+
 }  // namespace pajama

@@ -39,6 +39,20 @@ struct FitAdvice {
 };
 FitAdvice advise_fit(const TrainConfig& cfg, int64_t ranks, const std::string& dtype, int64_t device_bytes);
 
+// One checkpoint on disk and the host memory of an asynchronous save's snapshot
+// (checkpoint.async), from the same sizes the checkpointer writes: the model in the
+// training dtype on rank 0, and per rank its optimizer partition's master weights and
+// AdamW moments in fp32, stored without the partition's padding.
+struct CheckpointPlan {
+  int64_t model_bytes = 0;            // model.safetensors (tensor bytes; headers are KBs)
+  int64_t optimizer_bytes = 0;        // all optim_rank*.safetensors together
+  int64_t checkpoint_bytes = 0;       // one checkpoint
+  int64_t kept = 0;                   // checkpoints on disk at once (checkpoint.keep_last; 0 = all)
+  int64_t snapshot_rank0_bytes = 0;   // host memory of rank 0's snapshot (0 without async)
+  int64_t snapshot_rank_bytes = 0;    // the same on every other rank
+};
+CheckpointPlan plan_checkpoint(const TrainConfig& cfg, int64_t ranks, const std::string& dtype);
+
 std::string format_gib(double bytes);  // "12.34 GiB"
 
 }  // namespace pajama

@@ -102,6 +102,7 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("keep_every", c.checkpoint.keep_every);
     s.field("resume", c.checkpoint.resume);
     s.field("save_final", c.checkpoint.save_final);
+    s.field("async", c.checkpoint.async);
     s.field("io_timeout_s", c.checkpoint.io_timeout_s);
   });
   b.section("log", [&](ConfigBinder& s) {

@@ -53,6 +53,7 @@ struct CheckpointConfig {
   int64_t keep_every = 0;               // also keep every M-th step forever (0 = none)
   std::string resume = "auto";          // auto (newest complete one in the run dir) | none | PATH
   bool save_final = true;               // save when max_steps is reached
+  bool async = true;                    // snapshot to host memory, write in the background
   double io_timeout_s = 0;              // deadline of collectives that wait on checkpoint I/O
                                         // (0 = auto: parallel.timeout_s + bytes at 20 MB/s)
   void validate() const;

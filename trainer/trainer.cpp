@@ -117,7 +117,7 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
                   "eval.every_steps is ", cfg.eval.every_steps,
                   " but there is no validation data; set data.valid_fraction or data.valid_datasets, "
                   "or eval.every_steps: 0");
-  checkpointer_ = std::make_unique<Checkpointer>(cfg.checkpoint, cfg.run.output_dir, comm_);
+  checkpointer_ = std::make_unique<Checkpointer>(cfg.checkpoint, cfg.run.output_dir, comm_, device_);
   if (auto state = checkpointer_->maybe_resume(model_, *optimizer_, mc, dump_train_config(cfg))) {
     step_ = state->step;
     tokens_seen_ = state->tokens_seen;
@@ -152,17 +152,20 @@ int Trainer::train() {
     maybe_log(stats);
     if (evaluator_->should_run(step_, max_steps)) evaluator_->run(model_, device_, step_);
 
-    const bool stop = any_rank(comm_, stop_signal_received() != 0);
+    // One all-reduce per step: the stop flag and whether a background save is done.
+    const bool stop = checkpointer_->end_of_step(stop_signal_received() != 0);
     if (stop || checkpointer_->should_save(step_, max_steps)) {
       checkpointer_->save(step_, model_, *optimizer_,
                           TrainerState{step_, loader_->consumed_samples(), tokens_seen_}, dump_train_config(cfg_));
     }
     if (stop) {
+      checkpointer_->flush();
       log_info("stop requested by a signal: checkpoint for step ", step_, " written to ", cfg_.run.output_dir,
                "; run the same command again to resume");
       return 0;
     }
   }
+  checkpointer_->flush();
   log_info("training done: ", step_, " steps, ", tokens_seen_, " tokens, ",
            format_duration(seconds_between(start_time_, Clock::now())));
   return 0;
@@ -188,6 +191,7 @@ StepStats Trainer::train_step() {
     loss.backward();
     s.loss_sum += loss.detach();
   }
+  checkpointer_->before_parameter_update();  // a GPU snapshot's copies finish before the update
   s.grad_norm = optimizer_->step(s.lr, cfg_.train.grad_clip);
   return s;
 }

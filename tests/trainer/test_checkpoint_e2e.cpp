@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "data/indexed_dataset.h"
+#include "trainer/memory_plan.h"
+#include "trainer/train_config.h"
 #include "test_util.h"
 
 namespace pajama {
@@ -146,8 +148,11 @@ TEST_F(CheckpointE2E, CorruptOrIncompleteCheckpointIsSkipped) {
   EXPECT_NE(r.output.find("file optim_rank00000.safetensors is missing"), std::string::npos) << r.output;
 }
 
-// Kills a 2-rank run with SIGKILL at random moments (also during saves) and restarts
-// it; the final weights must equal an uninterrupted run's.
+// Kills a 2-rank run with SIGKILL at random moments and restarts it; the final weights
+// must equal an uninterrupted run's. The test hook PAJAMA_TEST_CHECKPOINT_DELAY_MS
+// stretches every file write of the background saves and every step of a commit, so
+// most kills land while a save is being written or committed. No restart may find a
+// committed checkpoint that fails verification.
 TEST_F(CheckpointE2E, SurvivesSigkillAtRandomMoments) {
   const std::string ref = runs_.str("ref");
   const std::string extra = "--set checkpoint.every_steps=2 --set checkpoint.keep_last=2 ";
@@ -155,24 +160,125 @@ TEST_F(CheckpointE2E, SurvivesSigkillAtRandomMoments) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const std::string run = runs_.str("killed");
+  const std::string slow = "env PAJAMA_TEST_CHECKPOINT_DELAY_MS=150 ";
   std::mt19937 rng(12345);
   int kills = 0;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    const pid_t launcher = testing::spawn_command(testing::mpirun(2) + cmd(run, 30, extra), runs_.str("kill.log"));
+  std::string logs;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    const std::string log = runs_.str("kill" + std::to_string(attempt) + ".log");
+    const pid_t launcher = testing::spawn_command(slow + testing::mpirun(2) + cmd(run, 30, extra), log);
     ASSERT_GT(launcher, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200 + rng() % 2500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 3000));
     const auto ranks = testing::child_pids(launcher);
     if (!ranks.empty()) {
       ::kill(ranks[rng() % ranks.size()], SIGKILL);
       ++kills;
     }
     const int code = testing::wait_exit(launcher);
+    logs += testing::read_text(log);
     if (code == 0) break;  // the run finished before the kill landed
   }
-  EXPECT_GE(kills, 1);
+  EXPECT_GE(kills, 3);
   r = testing::run_command(testing::mpirun(2) + cmd(run, 30, extra));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  logs += r.output;
+  EXPECT_EQ(logs.find("skipping checkpoint"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("resumed from"), std::string::npos) << logs;
   expect_identical_files(final_weights(ref, 30), final_weights(run, 30));
+}
+
+// An asynchronous save writes the same bytes as a foreground one, and training goes on
+// while it is written: with each file's write stretched to 400 ms, steps after the save
+// are logged before the save's commit.
+TEST_F(CheckpointE2E, AsyncSaveWritesWhileTrainingAndEqualsForegroundSave) {
+  const std::string every = "--set checkpoint.every_steps=4 --set checkpoint.keep_last=0 ";
+  const std::string fg = runs_.str("foreground");
+  const std::string bg = runs_.str("background");
+  auto r = testing::run_command(testing::mpirun(2) + cmd(fg, 12, every + "--set checkpoint.async=false"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_command("env PAJAMA_TEST_CHECKPOINT_DELAY_MS=400 " + testing::mpirun(2) +
+                           cmd(bg, 12, every + "--set checkpoint.async=true"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("async checkpoint snapshot:"), std::string::npos) << r.output;
+  const size_t saved4 = r.output.find("checkpoint saved: " + (fs::path(bg) / "checkpoints" / "step_00000004").string());
+  const size_t step5 = r.output.find("step      5/12");
+  ASSERT_NE(saved4, std::string::npos) << r.output;
+  ASSERT_NE(step5, std::string::npos) << r.output;
+  EXPECT_LT(step5, saved4) << "training did not go on while step 4 was being written:\n" << r.output;
+  for (const char* step : {"step_00000004", "step_00000008", "step_00000012"}) {
+    for (const char* file : {"model.safetensors", "optim_rank00000.safetensors", "optim_rank00001.safetensors",
+                             "trainer_state.json", "config.json"}) {
+      SCOPED_TRACE(std::string(step) + "/" + file);
+      expect_identical_files(fs::path(fg) / "checkpoints" / step / file, fs::path(bg) / "checkpoints" / step / file);
+    }
+  }
+  EXPECT_EQ(read_metrics(fg).back().loss, read_metrics(bg).back().loss);
+}
+
+// A background write that fails on one rank ends the run on every rank with an error
+// naming the checkpoint; the checkpoint before it stays the newest, and resumes.
+TEST_F(CheckpointE2E, FailedBackgroundWriteStopsTheRunAndKeepsTheLastCheckpoint) {
+  const std::string run = runs_.str("fail");
+  const std::string every = "--set checkpoint.every_steps=4 --set checkpoint.keep_last=0 ";
+  auto r = testing::run_command("env PAJAMA_TEST_CHECKPOINT_FAIL=1:8 " + testing::mpirun(2) + cmd(run, 12, every));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("saving checkpoint " + (fs::path(run) / "checkpoints" / "step_00000008").string()),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("injected write failure"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(run) / "checkpoints" / "step_00000004" / "manifest.json"));
+  EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step_00000008"));
+  EXPECT_EQ(testing::read_text(fs::path(run) / "checkpoints" / "latest"), "step_00000004\n");
+  r = testing::run_command(testing::mpirun(2) + cmd(run, 12, every));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step_00000004 (step 4"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("skipping checkpoint"), std::string::npos) << r.output;
+}
+
+// `pajama info`'s checkpoint figures (trainer/memory_plan.h) against a real checkpoint
+// of 2 ranks: the files' sizes on disk and rank 0's logged snapshot memory.
+TEST_F(CheckpointE2E, CheckpointPlanMatchesTheFilesAndTheSnapshot) {
+  const std::string run = runs_.str("plan");
+  const std::string c = cmd(run, 2, "--set checkpoint.keep_last=1");
+  auto r = testing::run_command(testing::mpirun(2) + c);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string sets = c.substr(c.find(" --set "));
+  std::vector<std::string> overrides;
+  {
+    // Recover the --set values of the command line (quoted values stay whole).
+    std::string rest = sets;
+    size_t pos;
+    while ((pos = rest.find("--set ")) != std::string::npos) {
+      rest = rest.substr(pos + 6);
+      std::string value;
+      if (rest.front() == '\'') {
+        const size_t end = rest.find('\'', 1);
+        value = rest.substr(1, end - 1);
+        rest = rest.substr(end + 1);
+      } else {
+        value = rest.substr(0, rest.find(' '));
+        rest = rest.substr(value.size());
+      }
+      overrides.push_back(value);
+    }
+  }
+  const TrainConfig cfg = load_train_config(testing::source_dir() + "/configs/tiny.yaml", overrides);
+  const CheckpointPlan plan = plan_checkpoint(cfg, 2, "fp32");
+  const fs::path dir = fs::path(run) / "checkpoints" / "step_00000002";
+  const auto size = [&](const char* f) { return static_cast<int64_t>(fs::file_size(dir / f)); };
+  const int64_t model = size("model.safetensors");
+  const int64_t optim = size("optim_rank00000.safetensors") + size("optim_rank00001.safetensors");
+  // The plan counts tensor bytes; the files add a JSON header each (a few KB).
+  EXPECT_GE(model, plan.model_bytes);
+  EXPECT_LT(model, plan.model_bytes + 16384);
+  EXPECT_GE(optim, plan.optimizer_bytes);
+  EXPECT_LT(optim, plan.optimizer_bytes + 2 * 65536);
+  const std::string key = "async checkpoint snapshot: ";
+  const size_t at = r.output.find(key);
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const double logged_mb = std::stod(r.output.substr(at + key.size()));
+  EXPECT_NEAR(logged_mb, static_cast<double>(plan.snapshot_rank0_bytes) / 1e6,
+              static_cast<double>(plan.snapshot_rank0_bytes) / 1e6 * 0.01);
 }
 
 // A scheduler's SIGTERM to the launcher (launch/mpirun.sh) makes every rank write a

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "data/sample_source_factory.h"
@@ -74,6 +75,66 @@ TEST(HfInterop, ConvertedCheckpointLoadsInTransformersWithSameLogits) {
   for (size_t i = 0; i < hf.size(); ++i) max_diff = std::max(max_diff, std::abs(double(hf[i]) - ours[i]));
   EXPECT_LT(max_diff, 1e-4);
   std::printf("max |logits(pajama) - logits(transformers)| = %.3g\n", max_diff);
+}
+
+// convert's defaults follow the run: a bf16 run exports bf16, the tokenizer files carry
+// the BOS/EOS policy the shards were prepared with (here: no BOS, EOS), and a
+// generation_config.json names the tokenizer's ids; --dtype overrides the dtype.
+// transformers loads the tokenizer and applies that policy.
+TEST(HfInterop, ConvertFollowsTheRunsDtypeAndTokenPolicy) {
+  TempDir dir;
+  {
+    std::ofstream corpus(dir.path() / "corpus.txt");
+    const char* words[] = {"river", "stone", "light", "garden", "winter", "harbor", "signal", "copper", "meadow", "lantern"};
+    for (int i = 0; i < 3000; ++i) {
+      for (int w = 0; w < 12; ++w) corpus << words[(i * 7 + w * 3 + w * w) % 10] << (w == 11 ? "\n" : " ");
+    }
+  }
+  const std::string exe = testing::pajama_exe();
+  auto r = testing::run_command(exe + " tokenizer train --input " + dir.str("corpus.txt") +
+                                " --vocab-size 400 --output " + dir.str("tok"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_command(exe + " prepare --input " + dir.str("corpus.txt") + " --tokenizer " + dir.str("tok.model") +
+                           " --output " + dir.str("shard") + " --no-bos --eos --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string run = dir.str("run");
+  r = testing::run_command(exe + " train --config " + tiny() + " --set run.output_dir=" + run +
+                           " --set train.max_steps=2 --set train.dtype=bf16 --set model.n_layers=2"
+                           " --set data.source=shards --set data.tokenizer=" + dir.str("tok.model") +
+                           " --set 'data.datasets=[{path: " + dir.str("shard") + ", weight: 1}]'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("hf"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("add_bos_token false, add_eos_token true"), std::string::npos) << r.output;
+  const auto config = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "config.json"));
+  EXPECT_EQ(config.at("torch_dtype"), "bfloat16");
+  EXPECT_EQ(SafetensorsReader(dir.path() / "hf" / "model.safetensors").entry("lm_head.weight").dtype, "BF16");
+  const auto tok_cfg = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "tokenizer_config.json"));
+  EXPECT_EQ(tok_cfg.at("add_bos_token"), false);
+  EXPECT_EQ(tok_cfg.at("add_eos_token"), true);
+  const auto gen = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "generation_config.json"));
+  EXPECT_EQ(gen.at("bos_token_id"), 1);
+  EXPECT_EQ(gen.at("eos_token_id"), 2);
+
+  // transformers reads the tokenizer files with that policy: no BOS first, EOS last.
+  r = testing::run_command(python() + " -c \"import transformers as t; "
+                           "tok = t.AutoTokenizer.from_pretrained('" + dir.str("hf") + "'); "
+                           "print('ids', tok('river stone light')['input_ids'])\"");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t at = r.output.find("ids [");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string ids = r.output.substr(at + 5, r.output.find(']', at) - at - 5);
+  EXPECT_NE(ids.rfind("1,", 0), 0u) << ids;                  // no BOS (id 1) first
+  EXPECT_EQ(ids.substr(ids.rfind(',') + 1), " 2") << ids;    // EOS (id 2) last
+
+  r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("hf32") + " --dtype float32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(testing::read_text(dir.path() / "hf32" / "config.json")).at("torch_dtype"),
+            "float32");
+  r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("bad") + " --dtype int8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--dtype int8 is not supported"), std::string::npos) << r.output;
 }
 
 TEST(HfInterop, InitFromTransformersModelGivesTheSameFirstStepLoss) {
