@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -60,13 +61,8 @@ SpecialTokenPolicy token_policy(const pajama::CheckpointModel& saved) {
   return {true, false, ""};
 }
 
-void write_tokenizer_files(const fs::path& tokenizer, const SpecialTokenPolicy& policy, int64_t model_vocab,
-                           const fs::path& out) {
-  const pajama::Tokenizer tok(tokenizer.string());
-  PAJAMA_CHECK_AS(pajama::ConfigError, tok.vocab_size() <= model_vocab, "tokenizer ", tokenizer.string(), " has ",
-                  tok.vocab_size(), " pieces but the model's vocabulary is ", model_vocab,
-                  "; pass --tokenizer with the SentencePiece model the run was trained with");
-  fs::copy_file(tokenizer, out / "tokenizer.model", fs::copy_options::overwrite_existing);
+void write_tokenizer_files(const pajama::Tokenizer& tok, const SpecialTokenPolicy& policy, const fs::path& out) {
+  fs::copy_file(tok.source(), out / "tokenizer.model", fs::copy_options::overwrite_existing);
   nlohmann::json special = nlohmann::json::object();
   for (const auto& [key, id] : {std::pair{"bos_token", tok.bos_id()}, std::pair{"eos_token", tok.eos_id()},
                                 std::pair{"unk_token", tok.unk_id()}}) {
@@ -103,6 +99,14 @@ void run_convert(const ConvertOptions& o) {
   PAJAMA_CHECK_AS(pajama::ConfigError, tokenizer.empty() || fs::exists(tokenizer), "tokenizer ", tokenizer,
                   " not found; pass --tokenizer PATH to name the SentencePiece model to include");
 
+  std::optional<pajama::Tokenizer> tok;  // checked before any weight is written
+  if (!tokenizer.empty()) {
+    tok.emplace(tokenizer);
+    PAJAMA_CHECK_AS(pajama::ConfigError, tok->vocab_size() <= saved.shape.vocab_size, "tokenizer ", tokenizer,
+                    " has ", tok->vocab_size(), " pieces but the model's vocabulary is ", saved.shape.vocab_size,
+                    "; pass --tokenizer with the SentencePiece model the run was trained with");
+  }
+
   const pajama::SafetensorsReader weights(dir / "model.safetensors");
   std::vector<std::pair<std::string, int64_t>> tensors;
   for (const std::string& name : weights.names()) {
@@ -121,19 +125,18 @@ void run_convert(const ConvertOptions& o) {
   const auto fetch = [&](const std::string& name) { return weights.tensor(name).to(dtype); };
   pajama::save_hf_tensors(saved.shape, dtype, tensors, fetch, o.to_hf, static_cast<int64_t>(o.max_shard_gb * 1e9),
                           progress);
-  if (!tokenizer.empty()) {
+  if (!tok) {
+    pajama::log_warn("no tokenizer in the checkpoint's config (data.tokenizer); pass --tokenizer to include one");
+    write_generation_config(o.to_hf, 1, 2);  // the ids hf_config_json writes
+  } else {
     const SpecialTokenPolicy policy = token_policy(saved);
     pajama::log_info("tokenizer files: add_bos_token ", policy.add_bos ? "true" : "false", ", add_eos_token ",
                      policy.add_eos ? "true" : "false", " (",
                      policy.from.empty() ? "LLaMA's policy: the run's shards have no pajama prepare sidecar"
                                          : "as the shards were made: " + policy.from,
                      ")");
-    write_tokenizer_files(tokenizer, policy, saved.shape.vocab_size, o.to_hf);
-    const pajama::Tokenizer tok(tokenizer);
-    write_generation_config(o.to_hf, tok.bos_id(), tok.eos_id());
-  } else {
-    pajama::log_warn("no tokenizer in the checkpoint's config (data.tokenizer); pass --tokenizer to include one");
-    write_generation_config(o.to_hf, 1, 2);
+    write_tokenizer_files(*tok, policy, o.to_hf);
+    write_generation_config(o.to_hf, tok->bos_id(), tok->eos_id());
   }
   pajama::log_info("wrote Hugging Face LLaMA directory ", o.to_hf, " (", c10::toString(dtype), ") from ",
                    dir.string());

@@ -95,25 +95,6 @@ int64_t SavePart::bytes() const {
 
 namespace {
 
-// Test hooks, read from the environment (not user options):
-//   PAJAMA_TEST_CHECKPOINT_DELAY_MS=N     sleep N ms after each file a save writes and
-//                                         between the steps of a commit, so that a SIGKILL
-//                                         test lands inside them;
-//   PAJAMA_TEST_CHECKPOINT_FAIL=RANK:STEP the background write of that rank fails at that step.
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::atoi(v) : fallback;
-}
-
-bool test_write_fails(int rank, int64_t step) {
-  const char* v = std::getenv("PAJAMA_TEST_CHECKPOINT_FAIL");
-  if (v == nullptr) return false;
-  const std::string spec = v;
-  const size_t colon = spec.find(':');
-  return colon != std::string::npos && std::atoi(spec.substr(0, colon).c_str()) == rank &&
-         std::atoll(spec.substr(colon + 1).c_str()) == step;
-}
-
 void test_delay(int ms) {
   if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
@@ -128,21 +109,21 @@ void yield_to_training() {
 
 // Writes one rank's part into part.tmp_dir. The rank file is written last: its
 // presence says the rank's optimizer file is durable.
-void write_part(const SavePart& part, HostSnapshot* snapshot, int delay_ms) {
+void write_part(const SavePart& part, HostSnapshot* snapshot, const CheckpointTestHooks& hooks) {
   if (snapshot != nullptr) snapshot->wait_host();
   std::error_code ec;
   fs::create_directories(part.tmp_dir, ec);
   PAJAMA_CHECK_AS(CheckpointError, fs::is_directory(part.tmp_dir), "cannot create ", part.tmp_dir.string(), ": ",
                   ec.message());
-  PAJAMA_CHECK_AS(CheckpointError, !test_write_fails(part.rank, part.step), "rank ", part.rank,
+  PAJAMA_CHECK_AS(CheckpointError, hooks.fail_rank != part.rank || hooks.fail_step != part.step, "rank ", part.rank,
                   ": injected write failure (PAJAMA_TEST_CHECKPOINT_FAIL)");
   const FileEntry optim_entry = write_tensors(part.tmp_dir / optim_file_name(part.rank), part.optimizer,
                                               {{"format", "pt"}, {"pajama", "optimizer-partition"}});
-  test_delay(delay_ms);
-  if (part.has_model) {
+  test_delay(hooks.delay_ms);
+  if (!part.weights.empty()) {
     Manifest m;
     m.files["model.safetensors"] = write_tensors(part.tmp_dir / "model.safetensors", part.weights, {{"format", "pt"}});
-    test_delay(delay_ms);
+    test_delay(hooks.delay_ms);
     m.files["config.json"] = write_small_file(part.tmp_dir / "config.json", part.config_json);
     m.files["config.yaml"] = write_small_file(part.tmp_dir / "config.yaml", part.config_yaml);
     m.files["trainer_state.json"] = write_small_file(part.tmp_dir / "trainer_state.json", part.trainer_state_json);
@@ -155,9 +136,22 @@ void write_part(const SavePart& part, HostSnapshot* snapshot, int delay_ms) {
 
 }  // namespace
 
+CheckpointTestHooks CheckpointTestHooks::from_env() {
+  CheckpointTestHooks h;
+  if (const char* v = std::getenv("PAJAMA_TEST_CHECKPOINT_DELAY_MS")) h.delay_ms = std::atoi(v);
+  if (const char* v = std::getenv("PAJAMA_TEST_CHECKPOINT_FAIL")) {
+    const std::string spec = v;
+    const size_t colon = spec.find(':');
+    PAJAMA_CHECK(colon != std::string::npos, "PAJAMA_TEST_CHECKPOINT_FAIL must be RANK:STEP, got '", spec, "'");
+    h.fail_rank = std::atoi(spec.substr(0, colon).c_str());
+    h.fail_step = std::atoll(spec.substr(colon + 1).c_str());
+  }
+  return h;
+}
+
 Checkpointer::Checkpointer(const CheckpointConfig& cfg, const std::string& run_dir, Communicator& comm,
                            const torch::Device& device)
-    : cfg_(cfg), run_dir_(run_dir), comm_(comm), device_(device), test_write_delay_ms_(env_int("PAJAMA_TEST_CHECKPOINT_DELAY_MS", 0)) {}
+    : cfg_(cfg), run_dir_(run_dir), comm_(comm), device_(device), hooks_(CheckpointTestHooks::from_env()) {}
 
 Checkpointer::~Checkpointer() {
   if (in_flight_ && in_flight_->write.valid()) in_flight_->write.wait();
@@ -205,7 +199,6 @@ SavePart Checkpointer::capture(int64_t step, Llama& model, ZeroOptimizer& optimi
   }
   const size_t optimizer_count = sources.size();
   if (part.rank == 0) {
-    part.has_model = true;
     for (const auto& p : model->named_parameters()) {
       part.weights.emplace_back(p.key(), torch::Tensor());
       sources.push_back(p.value().detach());
@@ -248,16 +241,16 @@ void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, co
     job.step = step;
     job.max_bytes = max_over_ranks(comm_, {part->bytes()})[0];  // before any rank's I/O starts
     HostSnapshot* snapshot = snapshot_.get();
-    const int delay = test_write_delay_ms_;
+    const CheckpointTestHooks hooks = hooks_;
     if (cfg_.async) {
-      job.write = std::async(std::launch::async, [part, snapshot, delay] {
+      job.write = std::async(std::launch::async, [part, snapshot, hooks] {
         yield_to_training();
-        write_part(*part, snapshot, delay);
+        write_part(*part, snapshot, hooks);
       });
     } else {
       std::promise<void> done;
       try {
-        write_part(*part, nullptr, delay);
+        write_part(*part, nullptr, hooks);
         done.set_value();
       } catch (...) {
         done.set_exception(std::current_exception());
@@ -335,11 +328,11 @@ void Checkpointer::commit(int64_t step, const fs::path& tmp_dir) {
   fs::remove(tmp_dir / "manifest.partial.json");
   write_file_atomic(tmp_dir / "manifest.json", m.to_json().dump(1));
   fsync_directory(tmp_dir);
-  test_delay(test_write_delay_ms_);
+  test_delay(hooks_.delay_ms);
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
   fsync_directory(checkpoints_dir());
-  test_delay(test_write_delay_ms_);
+  test_delay(hooks_.delay_ms);
   write_file_atomic(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
   prune(step);
   log_info("checkpoint saved: ", final_dir.string());

@@ -54,10 +54,21 @@ struct SavePart {
   std::filesystem::path tmp_dir;
   NamedTensors optimizer;          // "<name>/<kind>" -> owned elements
   nlohmann::json slices;           // [{name, shape, begin, end}]
-  bool has_model = false;          // rank 0: weights and the small files below
-  NamedTensors weights;
+  NamedTensors weights;            // rank 0 only: the model, and the small files below
   std::string config_json, config_yaml, trainer_state_json;
   int64_t bytes() const;
+};
+
+// Test hooks, read from the environment once (not user options):
+//   PAJAMA_TEST_CHECKPOINT_DELAY_MS=N     sleep N ms after each file a save writes and
+//                                         between the steps of a commit, so that a SIGKILL
+//                                         test lands inside them;
+//   PAJAMA_TEST_CHECKPOINT_FAIL=RANK:STEP the background write of that rank fails at that step.
+struct CheckpointTestHooks {
+  int delay_ms = 0;
+  int fail_rank = -1;
+  int64_t fail_step = -1;
+  static CheckpointTestHooks from_env();
 };
 
 class Checkpointer {
@@ -123,7 +134,7 @@ class Checkpointer {
   std::unique_ptr<HostSnapshot> snapshot_;  // async only
   std::optional<InFlight> in_flight_;
   bool stale_tmp_removed_ = false;
-  int test_write_delay_ms_ = 0;  // PAJAMA_TEST_CHECKPOINT_DELAY_MS: widens the windows a SIGKILL test aims at
+  CheckpointTestHooks hooks_;  // from the environment; inert unless a test sets them
 };
 
 }  // namespace pajama
