@@ -1,11 +1,15 @@
 // pajama tokenizer train --input FILES... --vocab-size N --output PREFIX: train a
 // SentencePiece model with LLaMA's recipe (see data/tokenizer_trainer.h, docs/DATA.md).
-// Exit codes: 0 done, 1 data error, 2 usage or option error.
+// pajama tokenizer merge --base LLAMA.model --add ZH.model --output MERGED.model
+// [--only-cjk]: append the added model's new pieces to the base (data/tokenizer_merge.h).
+// Exit codes: 0 done, 1 data error (unreadable or malformed model), 2 usage or option error.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "data/tokenizer_merge.h"
 #include "data/tokenizer_trainer.h"
 #include "launch/command.h"
 
@@ -19,6 +23,25 @@ void run_train(const pajama::TokenizerTrainOptions& o) {
                static_cast<long long>(s.documents), static_cast<long long>(s.skipped),
                static_cast<long long>(s.sentences_used), static_cast<long long>(s.sentences_seen),
                static_cast<long long>(s.vocab_size), o.output_prefix.c_str(), o.output_prefix.c_str());
+}
+
+void run_merge(const pajama::TokenizerMergeOptions& o) {
+  const pajama::TokenizerMergeStats s = pajama::merge_tokenizers(o);
+  const std::string non_cjk = o.only_cjk ? pajama::str(", ", s.skipped_non_cjk, " without CJK skipped") : "";
+  std::fprintf(stderr,
+               "tokenizer merge: added %lld pieces (base %lld + %lld = %lld); of the added model's pieces %lld were "
+               "already in the base, %lld special/byte skipped%s\n",
+               static_cast<long long>(s.added), static_cast<long long>(s.base_pieces), static_cast<long long>(s.added),
+               static_cast<long long>(s.total), static_cast<long long>(s.already_in_base),
+               static_cast<long long>(s.skipped_special), non_cjk.c_str());
+  if (s.added > 0) {
+    std::fprintf(stderr, "tokenizer merge: new scores from %.9g down in steps of %g (below the base's lowest %.9g)\n",
+                 static_cast<double>(s.base_min_score) - s.score_step, static_cast<double>(s.score_step),
+                 static_cast<double>(s.base_min_score));
+  }
+  if (s.dropped_self_test) std::fprintf(stderr, "tokenizer merge: dropped the base's self_test_data\n");
+  std::fprintf(stderr, "tokenizer merge: wrote %s (loads with %lld pieces)\n", o.output_path.c_str(),
+               static_cast<long long>(s.loaded_vocab_size));
 }
 
 void register_tokenizer(CLI::App& app) {
@@ -38,6 +61,25 @@ void register_tokenizer(CLI::App& app) {
   train->add_option("--threads", o->num_threads, "Training threads (0 = all cores)")->capture_default_str();
   train->add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
   train->callback([o] { run_train(*o); });
+
+  auto m = std::make_shared<pajama::TokenizerMergeOptions>();
+  auto* merge =
+      sub->add_subcommand("merge", "Append another model's missing pieces to a base BPE model (vocabulary expansion)");
+  merge->footer(
+      "Base ids, pieces, scores and settings stay as they are (trainer_spec.vocab_size becomes the new size; "
+      "self_test_data is dropped). New pieces follow in the added model's order, scored below every base NORMAL "
+      "piece: the added model's k-th highest distinct score becomes base_min - k*u, u the smallest power of two "
+      ">= 1 that keeps the scores distinct in float32 (64 for LLaMA, whose lowest scores are -1e9). BPE uses "
+      "scores only to order merges, so base merges keep priority and the added model's merge order is kept. "
+      "See docs/DATA.md.");
+  merge->add_option("--base", m->base_path, "Model to extend (e.g. LLaMA's tokenizer.model)")->required();
+  merge->add_option("--add", m->add_path, "Model whose missing NORMAL/USER_DEFINED pieces are appended")->required();
+  merge->add_option("--output,-o", m->output_path, "Merged .model to write (not an input; parent directories created)")
+      ->required();
+  merge->add_flag("--only-cjk", m->only_cjk,
+                  "Append only pieces containing a CJK character (ideographs, CJK punctuation, kana, bopomofo, "
+                  "fullwidth forms), so text without them tokenizes exactly as with the base");
+  merge->callback([m] { run_merge(*m); });
 }
 
 }  // namespace
