@@ -36,7 +36,7 @@ void run_info(const InfoOptions& o) {
                   o.device_memory_gib);
   const pajama::TrainConfig cfg = pajama::load_train_config(o.config, o.overrides);
   const pajama::LlamaConfig& m = cfg.model.llama;
-  const int64_t p = pajama::count_parameters(m);
+  const int64_t all = pajama::count_parameters(m), p = pajama::trainable_numel(cfg);
   const int64_t n = o.ranks;
   const int64_t part = pajama::zero_partition_numel(p, n);
   const double fpt = pajama::flops_per_token(m, cfg.train.seq_len);
@@ -44,7 +44,16 @@ void run_info(const InfoOptions& o) {
               " kv, ffn %" PRId64 ", %s head)\n",
               cfg.model.preset.empty() ? "custom" : cfg.model.preset.c_str(), m.vocab_size, m.dim, m.n_layers,
               m.n_heads, m.kv_heads(), m.hidden_ffn_dim(), m.tie_embeddings ? "tied" : "untied");
-  std::printf("parameters: %" PRId64 "\n", p);
+  std::printf("parameters: %" PRId64 "\n", all);
+  if (p != all) {
+    std::printf("trainable parameters: %" PRId64 " (train.trainable; %" PRId64 " frozen: weights only, no gradients or "
+                "optimizer state)\n",
+                p, all - p);
+  }
+  if (m.padded_vocab_size() != m.vocab_size) {
+    std::printf("vocabulary rows: %" PRId64 " (vocab %" PRId64 " padded to a multiple of %" PRId64 ")\n",
+                m.padded_vocab_size(), m.vocab_size, m.vocab_multiple_of);
+  }
   std::printf("embedding parameters: %" PRId64 "\n", pajama::count_embedding_parameters(m));
   std::printf("flops per token: %.6e (seq_len %" PRId64 ", 6*non-embedding params + 12*layers*dim*seq)\n", fpt,
               cfg.train.seq_len);

@@ -1,6 +1,7 @@
 #include "model/cross_entropy.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -25,7 +26,7 @@ struct Sums {
 };
 
 Sums compute(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
-             int64_t chunk_tokens, double z_loss, bool need_grad_hidden, bool need_grad_weight) {
+             int64_t chunk_tokens, double z_loss, int64_t valid_vocab, bool need_grad_hidden, bool need_grad_weight) {
   const auto compute_dtype = hidden.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const int64_t n = hidden.size(0), vocab = weight.size(0);
   const double inv_n = 1.0 / static_cast<double>(n);
@@ -40,6 +41,7 @@ Sums compute(const torch::Tensor& hidden, const torch::Tensor& weight, const tor
     // Logits in the parameter dtype, like forward(); then fp32. For fp32 inputs `.to` is a
     // no-op and every step below works in place in the one (rows, V) buffer.
     torch::Tensor p = torch::linear(h, weight).to(compute_dtype);
+    if (valid_vocab < vocab) p.narrow(1, valid_vocab, vocab - valid_vocab).fill_(-std::numeric_limits<double>::infinity());
     const torch::Tensor target_logit = p.gather(1, t);
     const torch::Tensor max = std::get<0>(p.max(1, /*keepdim=*/true));
     p.sub_(max).exp_();
@@ -72,8 +74,9 @@ Sums compute(const torch::Tensor& hidden, const torch::Tensor& weight, const tor
 
 struct ChunkedLinearCrossEntropyFunction : public torch::autograd::Function<ChunkedLinearCrossEntropyFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden, const torch::Tensor& weight,
-                               const torch::Tensor& targets, int64_t chunk_tokens, double z_loss) {
-    Sums s = compute(hidden, weight, targets, chunk_tokens, z_loss, hidden.requires_grad(), weight.requires_grad());
+                               const torch::Tensor& targets, int64_t chunk_tokens, double z_loss, int64_t valid_vocab) {
+    Sums s = compute(hidden, weight, targets, chunk_tokens, z_loss, valid_vocab, hidden.requires_grad(),
+                     weight.requires_grad());
     // Kept outside save_for_backward: they are ours alone and backward scales them in place.
     ctx->saved_data["grad_hidden"] = s.grad_hidden;
     ctx->saved_data["grad_weight"] = s.grad_weight;
@@ -92,14 +95,15 @@ struct ChunkedLinearCrossEntropyFunction : public torch::autograd::Function<Chun
     const torch::Tensor& scale = grad_outputs[0];
     if (gh.defined()) gh.mul_(scale.to(gh.scalar_type()));
     if (gw.defined()) gw = gw.mul_(scale.to(gw.scalar_type())).to(weight_dtype);
-    return {gh, gw, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {gh, gw, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
 torch::Tensor chunked_linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                           const torch::Tensor& targets, int64_t chunk_tokens, double z_loss) {
+                                           const torch::Tensor& targets, int64_t chunk_tokens, double z_loss,
+                                           int64_t valid_vocab) {
   PAJAMA_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1) && hidden.size(0) > 0,
                "chunked_linear_cross_entropy: hidden (N, d) and weight (V, d) expected, got ", hidden.sizes(),
                " and ", weight.sizes());
@@ -111,10 +115,15 @@ torch::Tensor chunked_linear_cross_entropy(const torch::Tensor& hidden, const to
                targets.sizes(), " ", targets.scalar_type());
   PAJAMA_CHECK(chunk_tokens > 0, "chunked_linear_cross_entropy: chunk_tokens must be positive, got ", chunk_tokens);
   PAJAMA_CHECK(z_loss >= 0, "chunked_linear_cross_entropy: z_loss must be >= 0, got ", z_loss);
+  if (valid_vocab < 0) valid_vocab = weight.size(0);
+  PAJAMA_CHECK(valid_vocab > 0 && valid_vocab <= weight.size(0), "chunked_linear_cross_entropy: valid_vocab ",
+               valid_vocab, " outside [1, ", weight.size(0), "]");
   const bool records = torch::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
-  if (records) return ChunkedLinearCrossEntropyFunction::apply(hidden, weight, targets, chunk_tokens, z_loss);
+  if (records) {
+    return ChunkedLinearCrossEntropyFunction::apply(hidden, weight, targets, chunk_tokens, z_loss, valid_vocab);
+  }
   torch::NoGradGuard no_grad;
-  return compute(hidden, weight, targets, chunk_tokens, z_loss, false, false)
+  return compute(hidden, weight, targets, chunk_tokens, z_loss, valid_vocab, false, false)
       .loss.mul_(1.0 / static_cast<double>(hidden.size(0)));
 }
 

@@ -16,6 +16,8 @@
 namespace pajama {
 
 // hidden (N, d) and weight (V, d) of one floating dtype, targets (N) int64 in [0, V).
+// valid_vocab < V masks the logits of rows [valid_vocab, V) (vocabulary padding): they get
+// no probability mass and a zero gradient; targets must then lie in [0, valid_vocab).
 // Returns the scalar
 //   mean_n(logsumexp(l_n) - l_n[target_n]) + z_loss * mean_n(logsumexp(l_n)^2),  l_n = W h_n,
 // in fp32 (fp64 for fp64 inputs); z_loss = 0 is the plain cross-entropy (PaLM's z-loss
@@ -23,6 +25,7 @@ namespace pajama {
 // When gradients are needed, they are formed chunk by chunk already in forward (see the .cpp),
 // so backward is two scalings and no matmul.
 torch::Tensor chunked_linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                           const torch::Tensor& targets, int64_t chunk_tokens, double z_loss);
+                                           const torch::Tensor& targets, int64_t chunk_tokens, double z_loss,
+                                           int64_t valid_vocab = -1);
 
 }  // namespace pajama

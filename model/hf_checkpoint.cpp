@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "model/safetensors.h"
+#include "model/vocab_resize.h"
 
 namespace pajama {
 namespace {
@@ -103,6 +104,7 @@ LlamaConfig read_hf_config(const fs::path& dir) {
 
     LlamaConfig c;
     c.vocab_size = get_or("vocab_size", int64_t{32000});
+    c.vocab_multiple_of = get_or("pajama_vocab_multiple_of", int64_t{1});
     c.dim = get_or("hidden_size", int64_t{4096});
     c.ffn_dim = get_or("intermediate_size", int64_t{11008});
     c.n_layers = get_or("num_hidden_layers", int64_t{32});
@@ -168,7 +170,21 @@ std::map<std::string, TensorSource> tensor_sources(const std::map<std::string, s
 
 }  // namespace
 
-void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
+void load_hf_weights(LlamaImpl& model, const fs::path& dir, int64_t vocab_rows) {
+  const bool partial = vocab_rows >= 0;
+  if (!partial) vocab_rows = model.config().padded_vocab_size();
+  PAJAMA_CHECK(vocab_rows <= model.config().padded_vocab_size(), "load_hf_weights: ", vocab_rows,
+               " vocabulary rows do not fit the model's ", model.config().padded_vocab_size());
+  // The part of a parameter the files fill: all of it, or the first vocab_rows rows. With
+  // vocab_rows given, the files' vocabulary tensors may have more rows (padding): those
+  // past vocab_rows are not read.
+  const auto destination = [&](const std::string& name, const torch::Tensor& t) {
+    return is_vocab_parameter(name) ? t.narrow(0, 0, vocab_rows) : t;
+  };
+  const auto file_rows = [&](const std::string& name, std::vector<int64_t> shape) {
+    if (partial && is_vocab_parameter(name) && shape.size() == 2 && shape[0] >= vocab_rows) shape[0] = vocab_rows;
+    return shape;
+  };
   try {
     const std::map<std::string, TensorSource> sources = tensor_sources(weight_map(dir), model.config());
     auto params = model.named_parameters();
@@ -209,8 +225,10 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
         }
         shape[0] = src.row_end - src.row_begin;
       }
-      if (c10::IntArrayRef(shape) != p.value().sizes()) {
-        mismatched.push_back(str(p.key(), " (checkpoint ", c10::IntArrayRef(shape), ", model ", p.value().sizes(), ")"));
+      shape = file_rows(p.key(), shape);
+      if (c10::IntArrayRef(shape) != destination(p.key(), p.value()).sizes()) {
+        mismatched.push_back(str(p.key(), " (checkpoint ", c10::IntArrayRef(shape), ", model ",
+                                 destination(p.key(), p.value()).sizes(), ")"));
       }
     }
     if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
@@ -228,21 +246,26 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir) {
       PAJAMA_CHECK_AS(CheckpointError, src.is_floating_point(), s.file, ": tensor '", s.tensor, "' has integer dtype ",
                       reader(s.file).entry(s.tensor).dtype);
       if (s.row_begin >= 0) src = src.narrow(0, s.row_begin, s.row_end - s.row_begin);
+      if (partial && is_vocab_parameter(p.key())) src = src.narrow(0, 0, vocab_rows);
       // copy_ converts dtype and device and keeps the parameter's storage.
-      p.value().copy_(src);
+      destination(p.key(), p.value()).copy_(src);
     }
   } catch (...) {
     rethrow_with_context("loading Hugging Face weights from ", dir.string());
   }
 }
 
-void load_hf_weights(Llama& model, const fs::path& dir) { load_hf_weights(*model, dir); }
+void load_hf_weights(Llama& model, const fs::path& dir, int64_t vocab_rows) {
+  load_hf_weights(*model, dir, vocab_rows);
+}
 
 std::string hf_config_json(const LlamaConfig& cfg, torch::ScalarType dtype) {
   nlohmann::ordered_json j;
   j["architectures"] = {"LlamaForCausalLM"};
   j["model_type"] = "llama";
   j["vocab_size"] = cfg.vocab_size;
+  // Training checkpoints keep padded vocabulary rows; HF exports never do (save_hf_tensors).
+  if (cfg.padded_vocab_size() != cfg.vocab_size) j["pajama_vocab_multiple_of"] = cfg.vocab_multiple_of;
   j["hidden_size"] = cfg.dim;
   j["intermediate_size"] = cfg.hidden_ffn_dim();
   j["num_hidden_layers"] = cfg.n_layers;
@@ -275,13 +298,26 @@ void save_hf_tensors(const LlamaConfig& cfg, torch::ScalarType dtype,
                      const fs::path& dir, int64_t max_shard_bytes, const HfProgress& progress) {
   PAJAMA_CHECK_AS(CheckpointError, max_shard_bytes > 0, "save_hf: max_shard_bytes must be positive");
   PAJAMA_CHECK_AS(CheckpointError, !tensors.empty(), "save_hf: no tensors to write");
+  // Padded vocabulary rows stay behind: the export holds vocab_size rows, as transformers
+  // and the tokenizer expect.
+  LlamaConfig out_cfg = cfg;
+  out_cfg.vocab_multiple_of = 1;
+  const int64_t padding_rows = cfg.padded_vocab_size() - cfg.vocab_size;
+  std::vector<std::pair<std::string, int64_t>> sizes = tensors;
+  for (auto& [name, numel] : sizes) {
+    if (is_vocab_parameter(name)) numel -= padding_rows * cfg.dim;
+  }
+  const HfTensorFetch fetch_rows = [&](const std::string& name) {
+    torch::Tensor t = fetch(name);
+    return is_vocab_parameter(name) && padding_rows > 0 ? t.narrow(0, 0, cfg.vocab_size).contiguous() : t;
+  };
   try {
     fs::create_directories(dir);
     // Greedy sharding in state-dict order, like huggingface_hub's split_torch_state_dict_into_shards.
     const auto element = static_cast<int64_t>(c10::elementSize(dtype));
     std::vector<std::vector<std::string>> shards(1);
     int64_t shard_bytes = 0, total_bytes = 0;
-    for (const auto& [name, numel] : tensors) {
+    for (const auto& [name, numel] : sizes) {
       const int64_t bytes = numel * element;
       if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
         shards.emplace_back();
@@ -291,7 +327,7 @@ void save_hf_tensors(const LlamaConfig& cfg, torch::ScalarType dtype,
       shard_bytes += bytes;
       total_bytes += bytes;
     }
-    write_file_atomic(dir / "config.json", hf_config_json(cfg, dtype));
+    write_file_atomic(dir / "config.json", hf_config_json(out_cfg, dtype));
     const std::map<std::string, std::string> metadata = {{"format", "pt"}};
     const size_t n = shards.size();
     nlohmann::ordered_json map = nlohmann::ordered_json::object();
@@ -302,7 +338,7 @@ void save_hf_tensors(const LlamaConfig& cfg, torch::ScalarType dtype,
       const std::string file = n == 1 ? std::string(kSingleFile) : std::string(name);
       NamedTensors shard;  // only this shard's tensors are in memory
       for (const std::string& t : shards[i]) {
-        shard.emplace_back(t, fetch(t));
+        shard.emplace_back(t, fetch_rows(t));
         PAJAMA_CHECK_AS(CheckpointError, shard.back().second.scalar_type() == dtype, "save_hf: ", t, " is ",
                         shard.back().second.scalar_type(), ", expected ", dtype);
         done += static_cast<int64_t>(shard.back().second.nbytes());

@@ -30,10 +30,14 @@ LlamaConfig read_hf_config(const std::filesystem::path& dir);
 // Copies every weight from `dir` into the model's parameters (keeping their storage,
 // device and dtype; F32/F16/BF16 are converted). *.rotary_emb.inv_freq is ignored. Any
 // missing or unexpected name or shape mismatch throws one CheckpointError listing them all.
-void load_hf_weights(LlamaImpl& model, const std::filesystem::path& dir);
-void load_hf_weights(Llama& model, const std::filesystem::path& dir);
+// vocab_rows >= 0: the first vocab_rows rows of the files' embedding and LM head (they may
+// have more: padding) fill the model's first rows (a grown vocabulary; model/vocab_resize.h
+// fills the rest).
+void load_hf_weights(LlamaImpl& model, const std::filesystem::path& dir, int64_t vocab_rows = -1);
+void load_hf_weights(Llama& model, const std::filesystem::path& dir, int64_t vocab_rows = -1);
 
-// Writes config.json and the weights (in the parameters' dtype) to `dir`, creating it:
+// Writes config.json and the weights (in the parameters' dtype) to `dir`, creating it
+// (vocabulary padding rows, model.vocab_multiple_of, are dropped: vocab_size rows):
 // one model.safetensors, or shards of at most max_shard_bytes (a larger tensor gets its
 // own shard) named model-0000i-of-0000n.safetensors with model.safetensors.index.json.
 // Every file is written under a temporary name and renamed.

@@ -17,7 +17,7 @@ const LlamaConfig& validated(const LlamaConfig& cfg) {
 }  // namespace
 
 LlamaBodyImpl::LlamaBodyImpl(const LlamaConfig& cfg) {
-  embed_tokens = register_module("embed_tokens", Embedding(cfg.vocab_size, cfg.dim));
+  embed_tokens = register_module("embed_tokens", Embedding(cfg.padded_vocab_size(), cfg.dim));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) layers->push_back(TransformerBlock(cfg));
   norm = register_module("norm", RMSNorm(cfg.dim, cfg.norm_eps));
@@ -26,7 +26,7 @@ LlamaBodyImpl::LlamaBodyImpl(const LlamaConfig& cfg) {
 LlamaImpl::LlamaImpl(const LlamaConfig& cfg)
     : cfg_(validated(cfg)), rope_(cfg.head_dim(), cfg.max_seq_len, cfg.rope_theta) {
   model = register_module("model", LlamaBody(cfg_));
-  if (!cfg_.tie_embeddings) lm_head = register_module("lm_head", Linear(cfg_.dim, cfg_.vocab_size));
+  if (!cfg_.tie_embeddings) lm_head = register_module("lm_head", Linear(cfg_.dim, cfg_.padded_vocab_size()));
 }
 
 torch::Tensor LlamaImpl::head_weight() const {
@@ -62,7 +62,8 @@ torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens) {
 }
 
 torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens) {
-  return torch::linear(hidden_states(tokens), head_weight());
+  const torch::Tensor logits = torch::linear(hidden_states(tokens), head_weight());
+  return cfg_.padded_vocab_size() == cfg_.vocab_size ? logits : logits.narrow(-1, 0, cfg_.vocab_size).contiguous();
 }
 
 torch::Tensor LlamaImpl::loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
@@ -71,7 +72,7 @@ torch::Tensor LlamaImpl::loss(const torch::Tensor& tokens, const torch::Tensor& 
                " ", targets.scalar_type());
   const torch::Tensor hidden = hidden_states(tokens);
   return chunked_linear_cross_entropy(hidden.reshape({-1, cfg_.dim}), head_weight(), targets.reshape({-1}),
-                                      training_.loss_chunk_tokens, training_.z_loss);
+                                      training_.loss_chunk_tokens, training_.z_loss, cfg_.vocab_size);
 }
 
 void LlamaImpl::set_training_options(const TrainingOptions& options) {
@@ -92,6 +93,11 @@ void LlamaImpl::init_weights(uint64_t seed) {
     torch::Tensor draw = torch::empty(w.sizes(), torch::kFloat32);
     draw.normal_(0.0, cfg_.init_std, gen);
     w.copy_(draw);
+    // Vocabulary padding rows start (and, masked in the loss, stay) zero.
+    if (w.size(0) == cfg_.padded_vocab_size() && cfg_.padded_vocab_size() > cfg_.vocab_size &&
+        (p.key() == "model.embed_tokens.weight" || p.key() == "lm_head.weight")) {
+      w.narrow(0, cfg_.vocab_size, w.size(0) - cfg_.vocab_size).zero_();
+    }
   }
 }
 

@@ -33,7 +33,7 @@ class LlamaBodyImpl : public torch::nn::Module {
  public:
   explicit LlamaBodyImpl(const LlamaConfig& cfg);
 
-  Embedding embed_tokens{nullptr};  // (vocab_size, dim)
+  Embedding embed_tokens{nullptr};  // (padded_vocab_size, dim)
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
 };
@@ -64,7 +64,7 @@ class LlamaImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
 
   const LlamaConfig& config() const { return cfg_; }
-  // The LM head matrix (vocab_size, dim): lm_head.weight, or the embedding when tied.
+  // The LM head matrix (padded_vocab_size, dim): lm_head.weight, or the embedding when tied.
   torch::Tensor head_weight() const;
 
   LlamaBody model{nullptr};

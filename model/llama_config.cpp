@@ -50,6 +50,8 @@ int64_t LlamaConfig::hidden_ffn_dim() const {
 
 void LlamaConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, vocab_size > 0, "model.vocab_size must be positive, got ", vocab_size);
+  PAJAMA_CHECK_AS(ConfigError, vocab_multiple_of > 0, "model.vocab_multiple_of must be positive (1 = no padding), got ",
+                  vocab_multiple_of);
   PAJAMA_CHECK_AS(ConfigError, dim > 0, "model.dim must be positive, got ", dim);
   PAJAMA_CHECK_AS(ConfigError, n_layers > 0, "model.n_layers must be positive, got ", n_layers);
   PAJAMA_CHECK_AS(ConfigError, n_heads > 0, "model.n_heads must be positive, got ", n_heads);
@@ -75,7 +77,10 @@ std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const 
   auto cmp = [&](const char* key, auto x, auto y) {
     if (x != y) diff += str("\n  model.", key, ": ", a_label, " ", x, ", ", b_label, " ", y);
   };
-  if (include_vocab) cmp("vocab_size", a.vocab_size, b.vocab_size);
+  if (include_vocab) {
+    cmp("vocab_size", a.vocab_size, b.vocab_size);
+    cmp("vocab_multiple_of", a.vocab_multiple_of, b.vocab_multiple_of);
+  }
   cmp("dim", a.dim, b.dim);
   cmp("n_layers", a.n_layers, b.n_layers);
   cmp("n_heads", a.n_heads, b.n_heads);

@@ -9,7 +9,8 @@
 namespace pajama {
 
 struct LlamaConfig {
-  int64_t vocab_size = 32000;       // tokens in the vocabulary (embedding and head rows)
+  int64_t vocab_size = 32000;       // tokens in the vocabulary (the tokenizer's pieces)
+  int64_t vocab_multiple_of = 1;    // embedding and head rows = vocab_size rounded up to a multiple of this
   int64_t dim = 4096;               // hidden size
   int64_t n_layers = 32;            // transformer blocks
   int64_t n_heads = 32;             // query heads
@@ -24,6 +25,10 @@ struct LlamaConfig {
   double init_std = 0.02;           // normal init std for every matrix (HF initializer_range)
 
   int64_t head_dim() const { return dim / n_heads; }
+  // Rows of the embedding and the LM head: vocab_size padded for GEMM-friendly shapes
+  // (Megatron pads to 128). Padded rows are never a target: the loss masks their logits,
+  // so they get no probability mass and no gradient; exports drop them.
+  int64_t padded_vocab_size() const { return (vocab_size + vocab_multiple_of - 1) / vocab_multiple_of * vocab_multiple_of; }
   int64_t kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
   // ffn_dim if set, else multiple_of * ceil(int(ffn_dim_multiplier * int(8 * dim / 3)) / multiple_of).
   int64_t hidden_ffn_dim() const;

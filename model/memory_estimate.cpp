@@ -13,7 +13,7 @@ ActivationMemory estimate_activation_memory(const LlamaConfig& cfg, const Traini
   const int64_t n = micro_batch * seq_len;  // tokens
   const int64_t s = act_bytes, f32 = 4;
   const int64_t d = cfg.dim, kvd = cfg.kv_heads() * cfg.head_dim(), f = cfg.hidden_ffn_dim();
-  const int64_t heads = cfg.n_heads, layers = cfg.n_layers, vocab = cfg.vocab_size;
+  const int64_t heads = cfg.n_heads, layers = cfg.n_layers, vocab = cfg.padded_vocab_size();
   const int64_t chunk = std::min(opts.loss_chunk_tokens, n);
 
   // Bytes per token one block keeps for backward with checkpointing none:

@@ -4,14 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "model/llama_config.h"
 
 namespace pajama {
 
-// Every trainable parameter (embedding, blocks, final norm, head unless tied).
+// Every parameter's Hugging Face name and shape, in named_parameters() order, as
+// Llama(cfg) would hold them (vocabulary rows padded), without building the model.
+struct ParameterShape {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t numel() const;
+};
+std::vector<ParameterShape> parameter_shapes(const LlamaConfig& cfg);
+
+// Every parameter (embedding, blocks, final norm, head unless tied).
 int64_t count_parameters(const LlamaConfig& cfg);
-// The token embedding alone: vocab_size * dim.
+// The token embedding alone: padded_vocab_size * dim.
 int64_t count_embedding_parameters(const LlamaConfig& cfg);
 // Training FLOPs per token (forward + backward):
 //   6 * (parameters - vocab_size*dim) + 12 * n_layers * dim * seq_len.

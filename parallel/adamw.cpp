@@ -48,6 +48,11 @@ class AdamW final : public ShardOptimizer {
     for (auto& s : steps_) s.fill_(static_cast<double>(steps));
   }
 
+  void set_segment_step_count(size_t segment, int64_t steps) override {
+    PAJAMA_CHECK(segment < steps_.size(), "AdamW: segment ", segment, " of ", steps_.size());
+    steps_[segment].fill_(static_cast<double>(steps));
+  }
+
  private:
   AdamWConfig cfg_;
   ShardLayout layout_;

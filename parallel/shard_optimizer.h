@@ -37,8 +37,10 @@ class ShardOptimizer {
   virtual torch::Tensor state(const std::string& name) = 0;
   // One update of `master` (layout.numel fp32, in place) from fp32 `grads` of the same size.
   virtual void step(torch::Tensor& master, const torch::Tensor& grads, double lr) = 0;
-  // The bias-correction step counter, restored from a checkpoint.
+  // The bias-correction step counter, restored from a checkpoint: of every segment, or of
+  // one (a parameter whose state starts fresh, or was trained for fewer steps).
   virtual void set_step_count(int64_t steps) = 0;
+  virtual void set_segment_step_count(size_t segment, int64_t steps) = 0;
 };
 
 using ShardOptimizerFactory = std::function<std::unique_ptr<ShardOptimizer>(const ShardLayout&)>;

@@ -47,6 +47,7 @@ struct ZeroOptimizer::Impl {
     int64_t offset = 0;            // first element in the flat buffer
     int64_t numel = 0;
     bool arrived = false;          // stage 2: its gradient arrived in this micro-step's backward
+    int64_t steps = 0;             // optimizer steps this parameter has taken
   };
   // Stage 2: a contiguous range of the flat gradient space reduced by one reduce-scatter.
   struct Bucket {
@@ -375,6 +376,7 @@ struct ZeroOptimizer::Impl {
     }
     update->step(master, g, lr);
     ++step_count;
+    for (auto& p : params) ++p.steps;
     gather_params();
     return norm.item<double>();
   }
@@ -475,9 +477,37 @@ torch::Tensor ZeroOptimizer::state_slice(const std::string& kind, const std::str
 void ZeroOptimizer::set_step_count(int64_t steps) {
   PAJAMA_CHECK(steps >= 0, "set_step_count: negative step count ", steps);
   impl_->step_count = steps;
+  for (auto& p : impl_->params) p.steps = steps;
   impl_->update->set_step_count(steps);
 }
 
 void ZeroOptimizer::sync_params_from_master() { impl_->gather_params(); }
+
+std::vector<std::pair<std::string, int64_t>> ZeroOptimizer::parameter_steps() const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& p : impl_->params) out.emplace_back(p.name, p.steps);
+  return out;
+}
+
+void ZeroOptimizer::set_parameter_steps(const std::string& name, int64_t steps) {
+  PAJAMA_CHECK(steps >= 0, "set_parameter_steps: negative step count ", steps, " for ", name);
+  for (int i = 0; i < static_cast<int>(impl_->params.size()); ++i) {
+    auto& p = impl_->params[static_cast<size_t>(i)];
+    if (p.name != name) continue;
+    p.steps = steps;
+    const auto it = std::find(impl_->owned.begin(), impl_->owned.end(), i);
+    if (it != impl_->owned.end()) {
+      impl_->update->set_segment_step_count(static_cast<size_t>(it - impl_->owned.begin()), steps);
+    }
+    return;
+  }
+  PAJAMA_FAIL_AS(CheckpointError, "set_parameter_steps: the optimizer has no parameter '", name, "'");
+}
+
+void ZeroOptimizer::master_from_params() {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor mine = impl_->flat_param.narrow(0, impl_->own_lo, impl_->own_hi - impl_->own_lo);
+  if (impl_->master.data_ptr() != mine.data_ptr()) impl_->master.copy_(mine);
+}
 
 }  // namespace pajama

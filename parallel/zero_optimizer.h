@@ -101,6 +101,15 @@ class ZeroOptimizer {
   // The owned elements of `name` for one of state_kinds() (fp32, 1-D view).
   torch::Tensor state_slice(const std::string& kind, const std::string& name);
   void set_step_count(int64_t steps);
+  // Optimizer steps each parameter has taken (bias correction counts per parameter: one
+  // trained in an earlier stage continues its count, one that starts fresh counts from 0).
+  // Every rank returns all parameters, in the order given to the constructor.
+  std::vector<std::pair<std::string, int64_t>> parameter_steps() const;
+  void set_parameter_steps(const std::string& name, int64_t steps);
+  // Sets the master weights from the model's current parameters (after they were loaded
+  // from a checkpoint, before restored state slices overwrite what the checkpoint has);
+  // a no-op for fp32 parameters, whose master is the parameters themselves.
+  void master_from_params();
   // After state slices were overwritten: recompute model parameters from the master
   // weights (all-gather), so every rank's model equals the restored state.
   void sync_params_from_master();

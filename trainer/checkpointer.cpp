@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,6 +19,7 @@
 #include "core/log.h"
 #include "model/hf_checkpoint.h"
 #include "model/safetensors.h"
+#include "model/vocab_resize.h"
 
 namespace pajama {
 namespace {
@@ -82,6 +84,55 @@ bool overlaps(const ZeroOptimizer::OwnedSlice& mine, const json& saved_slices) {
     if (std::max(s.at("begin").get<int64_t>(), mine.begin) < std::min(s.at("end").get<int64_t>(), mine.end)) return true;
   }
   return false;
+}
+
+// Parameters the checkpoint holds optimizer state for (the ones its run trained).
+std::set<std::string> saved_state_names(const Manifest& m) {
+  std::set<std::string> names;
+  for (const auto& saved_rank : m.ranks) {
+    for (const auto& s : saved_rank.at("slices")) names.insert(s.at("name").get<std::string>());
+  }
+  return names;
+}
+
+json parameter_steps_json(const ZeroOptimizer& optimizer) {
+  json j = json::object();
+  for (const auto& [name, steps] : optimizer.parameter_steps()) j[name] = steps;
+  return j;
+}
+
+std::string name_list(const std::vector<std::string>& names) {
+  std::string out;
+  const size_t shown = std::min<size_t>(names.size(), 6);
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > shown) out += str(", ... (", names.size() - shown, " more)");
+  return out;
+}
+
+// What a resume with another train.trainable or a grown vocabulary restored (rank 0).
+void log_restored_state(const ZeroOptimizer& optimizer, const std::vector<std::string>& fresh,
+                        const std::set<std::string>& saved, int64_t saved_vocab, int64_t vocab) {
+  std::set<std::string> training;
+  for (const auto& [name, steps] : optimizer.parameter_steps()) training.insert(name);
+  std::vector<std::string> unused;
+  for (const auto& name : saved) {
+    if (training.count(name) == 0) unused.push_back(name);
+  }
+  if (!fresh.empty() || !unused.empty()) {
+    log_info("optimizer state restored for ", training.size() - fresh.size(), " parameter tensor(s)");
+  }
+  if (!fresh.empty()) {
+    log_info("optimizer state started fresh (zero moments, step count 0) for ", fresh.size(),
+             " parameter tensor(s) the checkpoint did not train: ", name_list(fresh));
+  }
+  if (!unused.empty()) {
+    log_info("optimizer state of ", unused.size(), " parameter tensor(s) in the checkpoint is not used (frozen by "
+             "train.trainable): ", name_list(unused));
+  }
+  if (vocab > saved_vocab) {
+    log_info("vocabulary grown on resume from ", saved_vocab, " to ", vocab,
+             " tokens: new embedding and head rows start by model.new_vocab_init with fresh optimizer state");
+  }
 }
 
 }  // namespace
@@ -209,6 +260,7 @@ SavePart Checkpointer::capture(int64_t step, Llama& model, ZeroOptimizer& optimi
                                    {"consumed_samples", state.consumed_samples},
                                    {"tokens_seen", state.tokens_seen},
                                    {"optimizer_steps", optimizer.step_count()},
+                                   {"parameter_steps", parameter_steps_json(optimizer)},
                                    {"world_size", comm_.size()}}
                                   .dump(2);
   }
@@ -441,33 +493,67 @@ std::string Checkpointer::verify_together(const fs::path& dir, const Manifest& m
   return agree_on_problem(comm_, problem);
 }
 
-void Checkpointer::load_weights(Llama& model, const fs::path& dir) {
+void Checkpointer::load_weights(Llama& model, const fs::path& dir, int64_t saved_vocab, const std::string& new_vocab_init,
+                                uint64_t seed) {
   // Every rank holds the full model (replicated under ZeRO-1/2).
   SafetensorsReader weights(dir / "model.safetensors");
   torch::NoGradGuard no_grad;
   for (auto& p : model->named_parameters()) {
     torch::Tensor t = weights.tensor(p.key());
-    PAJAMA_CHECK_AS(CheckpointError, t.sizes() == p.value().sizes(), "model.safetensors: ", p.key(), " has shape ",
-                    t.sizes(), ", the model expects ", p.value().sizes());
-    p.value().copy_(t);
+    torch::Tensor dst = p.value();
+    // The vocabulary's parameters: the saved tokens' rows (never the saved padding, which
+    // may be more or fewer rows than this model's) fill the first rows; the rest are new
+    // tokens (a grown vocabulary, even one that fits the old padding) and padding.
+    const bool vocab = is_vocab_parameter(p.key()) && t.dim() == 2 && t.size(0) >= saved_vocab &&
+                       dst.size(0) >= saved_vocab;
+    if (vocab) {
+      t = t.narrow(0, 0, saved_vocab);
+      dst = dst.narrow(0, 0, saved_vocab);
+    }
+    PAJAMA_CHECK_AS(CheckpointError, t.sizes() == dst.sizes(), "model.safetensors: ", p.key(), " has shape ",
+                    t.sizes(), ", the model expects ", dst.sizes());
+    dst.copy_(t);
+    if (vocab) init_new_vocab_rows(p.value(), saved_vocab, model->config().vocab_size, new_vocab_init, seed);
   }
 }
 
 // Copies every saved range that overlaps a range this rank owns, and checks that the
-// owned ranges are covered completely.
-void Checkpointer::load_optimizer_ranges(ZeroOptimizer& optimizer, const fs::path& dir, const Manifest& m) {
+// owned ranges are covered completely: up to the saved vocabulary's rows for a grown
+// embedding or head (the new rows start fresh), nothing for a parameter the checkpoint
+// did not train (it starts fresh).
+std::vector<std::string> Checkpointer::load_optimizer_ranges(ZeroOptimizer& optimizer, const fs::path& dir,
+                                                             const Manifest& m, int64_t saved_vocab) {
+  const std::set<std::string> saved_names = saved_state_names(m);
+  std::vector<std::string> fresh;
+  for (const auto& [name, steps] : optimizer.parameter_steps()) {
+    if (saved_names.count(name) == 0) fresh.push_back(name);
+  }
   std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
   torch::NoGradGuard no_grad;
   for (const auto& mine : optimizer.owned_slices()) {
-    if (mine.end <= mine.begin) continue;
+    if (mine.end <= mine.begin || saved_names.count(mine.name) == 0) continue;
+    int64_t want_end = mine.end;  // elements past the saved ones (grown rows) start fresh
     std::vector<std::pair<int64_t, int64_t>> covered;
     for (const auto& saved_rank : m.ranks) {
       for (const auto& s : saved_rank.at("slices")) {
         if (s.at("name").get<std::string>() != mine.name) continue;
-        PAJAMA_CHECK_AS(CheckpointError, s.at("shape").get<std::vector<int64_t>>() == mine.shape,
-                        "optimizer state of ", mine.name, " has another shape in the checkpoint");
+        const auto saved_shape = s.at("shape").get<std::vector<int64_t>>();
+        int64_t usable = std::numeric_limits<int64_t>::max();
+        if (is_vocab_parameter(mine.name)) {
+          // Only the saved tokens' rows (row-major: the first saved_vocab * dim elements);
+          // new tokens' and padding rows start fresh, whatever the padding was.
+          const bool fits = saved_shape.size() == 2 && mine.shape.size() == 2 && saved_shape[1] == mine.shape[1] &&
+                            saved_vocab <= saved_shape[0] && saved_vocab <= mine.shape[0];
+          PAJAMA_CHECK_AS(CheckpointError, fits, "optimizer state of ", mine.name, " has shape ",
+                          c10::IntArrayRef(saved_shape), " in the checkpoint, the model ", c10::IntArrayRef(mine.shape));
+          usable = saved_vocab * mine.shape[1];
+          want_end = std::min(want_end, std::max(mine.begin, usable));
+        } else {
+          PAJAMA_CHECK_AS(CheckpointError, saved_shape == mine.shape, "optimizer state of ", mine.name, " has shape ",
+                          c10::IntArrayRef(saved_shape), " in the checkpoint, the model ", c10::IntArrayRef(mine.shape));
+        }
         const int64_t b = s.at("begin").get<int64_t>(), e = s.at("end").get<int64_t>();
-        const int64_t lo = std::max(b, mine.begin), hi = std::min(e, mine.end);
+        const int64_t lo = std::max(b, mine.begin), hi = std::min({e, mine.end, usable});
         if (lo >= hi) continue;
         const std::string file = saved_rank.at("file").get<std::string>();
         auto& reader = readers[file];
@@ -486,13 +572,16 @@ void Checkpointer::load_optimizer_ranges(ZeroOptimizer& optimizer, const fs::pat
                       ") are missing from the checkpoint");
       reach = std::max(reach, hi);
     }
-    PAJAMA_CHECK_AS(CheckpointError, reach >= mine.end, "optimizer state of ", mine.name, " elements [", reach, ", ",
-                    mine.end, ") are missing from the checkpoint");
+    PAJAMA_CHECK_AS(CheckpointError, reach >= want_end, "optimizer state of ", mine.name, " elements [", reach, ", ",
+                    want_end, ") are missing from the checkpoint");
   }
+  return fresh;
 }
 
 std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimizer& optimizer,
-                                                       const LlamaConfig& shape, const std::string& config_yaml) {
+                                                       const std::string& config_yaml, const std::string& new_vocab_init,
+                                                       uint64_t seed) {
+  const LlamaConfig& shape = model->config();
   if (cfg_.resume == "none") return std::nullopt;
   const std::vector<fs::path> candidates = resume_candidates();
   fs::path dir;
@@ -520,16 +609,33 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
     if (comm_.rank() == 0) {
       for (const auto& note : saved.notes) log_warn("checkpoint config (", manifest.format_version, "): ", note);
     }
-    const std::string diff = shape_differences(saved.shape, shape, "checkpoint", "config");
+    const std::string diff = shape_differences(saved.shape, shape, "checkpoint", "config", /*include_vocab=*/false);
     PAJAMA_CHECK_AS(CheckpointError, diff.empty(), dir.string(), " holds a model of another shape:", diff,
                     "\nresume it with the shape it was trained with, or start a new run.output_dir");
+    PAJAMA_CHECK_AS(CheckpointError, saved.shape.vocab_size <= shape.vocab_size, dir.string(), " has a vocabulary of ",
+                    saved.shape.vocab_size, " tokens, the config's model.vocab_size is ", shape.vocab_size,
+                    "; a vocabulary can grow on resume, not shrink");
     if (comm_.rank() == 0) log_config_changes(read_file(dir / "config.yaml"), config_yaml);
 
-    load_weights(model, dir);
-    load_optimizer_ranges(optimizer, dir, manifest);
+    load_weights(model, dir, saved.shape.vocab_size, new_vocab_init, seed);
+    // Parameters without saved state start from the loaded weights (bf16: a new fp32 master).
+    optimizer.master_from_params();
+    const std::vector<std::string> fresh = load_optimizer_ranges(optimizer, dir, manifest, saved.shape.vocab_size);
     const json ts = json::parse(read_file(dir / "trainer_state.json"));
-    optimizer.set_step_count(ts.at("optimizer_steps").get<int64_t>());
+    const auto optimizer_steps = ts.at("optimizer_steps").get<int64_t>();
+    optimizer.set_step_count(optimizer_steps);
+    // Per-parameter counts (written since train.trainable exists); older checkpoints
+    // trained every saved parameter for optimizer_steps.
+    const json per_param = ts.value("parameter_steps", json::object());
+    for (const auto& [name, steps] : optimizer.parameter_steps()) {
+      (void)steps;
+      const bool is_fresh = std::find(fresh.begin(), fresh.end(), name) != fresh.end();
+      optimizer.set_parameter_steps(name, is_fresh ? 0 : per_param.value(name, optimizer_steps));
+    }
     optimizer.sync_params_from_master();
+    if (comm_.rank() == 0) {
+      log_restored_state(optimizer, fresh, saved_state_names(manifest), saved.shape.vocab_size, shape.vocab_size);
+    }
 
     TrainerState state;
     state.step = ts.at("step").get<int64_t>();

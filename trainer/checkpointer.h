@@ -100,8 +100,14 @@ class Checkpointer {
   // Collective. Resolves checkpoint.resume (auto/none/PATH), verifies the candidate
   // (incomplete or corrupt checkpoints are reported and skipped for older ones under
   // auto), checks the model shape, loads weights and this rank's optimizer ranges.
-  std::optional<TrainerState> maybe_resume(Llama& model, ZeroOptimizer& optimizer, const LlamaConfig& shape,
-                                           const std::string& config_yaml);
+  // The model may have a larger vocabulary than the checkpoint (model.vocab_size grown
+  // for a merged tokenizer): new rows start by `new_vocab_init` (model/vocab_resize.h,
+  // seeded with `seed`) with fresh optimizer state. The optimizer may train another set
+  // of parameters than the checkpoint's run (train.trainable changed, e.g. stage 1 ->
+  // stage 2): state is restored where the checkpoint has it, started fresh elsewhere
+  // (step count 0), and the log says which.
+  std::optional<TrainerState> maybe_resume(Llama& model, ZeroOptimizer& optimizer, const std::string& config_yaml,
+                                           const std::string& new_vocab_init = "mean", uint64_t seed = 0);
 
   std::filesystem::path checkpoints_dir() const { return run_dir_ / "checkpoints"; }
 
@@ -124,8 +130,12 @@ class Checkpointer {
   std::vector<std::filesystem::path> resume_candidates();
   // "" on every rank when the checkpoint is complete and intact, else the same problem.
   std::string verify_together(const std::filesystem::path& dir, const Manifest& m, ZeroOptimizer& optimizer);
-  void load_weights(Llama& model, const std::filesystem::path& dir);
-  void load_optimizer_ranges(ZeroOptimizer& optimizer, const std::filesystem::path& dir, const Manifest& m);
+  void load_weights(Llama& model, const std::filesystem::path& dir, int64_t saved_vocab,
+                    const std::string& new_vocab_init, uint64_t seed);
+  // Restores this rank's owned optimizer ranges; returns the names of parameters the
+  // checkpoint has no state for (identical on every rank).
+  std::vector<std::string> load_optimizer_ranges(ZeroOptimizer& optimizer, const std::filesystem::path& dir,
+                                                 const Manifest& m, int64_t saved_vocab);
 
   CheckpointConfig cfg_;
   std::filesystem::path run_dir_;

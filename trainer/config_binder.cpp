@@ -107,6 +107,33 @@ void ConfigBinder::field(const std::string& key, std::vector<double>& value) {
   value = out;
 }
 
+void ConfigBinder::field(const std::string& key, std::vector<std::string>& value) {
+  if (!loading()) {
+    if (value.size() == 1) {
+      node_[key] = value.front();
+      return;
+    }
+    YAML::Node seq(YAML::NodeType::Sequence);
+    for (const auto& v : value) seq.push_back(v);
+    seq.SetStyle(YAML::EmitterStyle::Flow);
+    node_[key] = seq;
+    return;
+  }
+  YAML::Node n = child(key);
+  if (!n) return;
+  if (n.IsScalar()) {
+    value = {n.as<std::string>()};
+    return;
+  }
+  if (!n.IsSequence()) return problem(key, str("expected a string or a list of strings, got '", render(n), "'"));
+  std::vector<std::string> out;
+  for (const auto& x : n) {
+    if (!x.IsScalar()) return problem(key, str("expected a list of strings, got '", render(n), "'"));
+    out.push_back(x.as<std::string>());
+  }
+  value = out;
+}
+
 void ConfigBinder::section(const std::string& key, const std::function<void(ConfigBinder&)>& bind_fn) {
   if (!loading()) {
     YAML::Node m(YAML::NodeType::Map);

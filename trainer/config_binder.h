@@ -48,6 +48,8 @@ class ConfigBinder {
   void field(const std::string& key, bool& value);
   void field(const std::string& key, std::string& value);
   void field(const std::string& key, std::vector<double>& value);
+  // A list of strings; a single scalar is a one-element list.
+  void field(const std::string& key, std::vector<std::string>& value);
 
   // A nested map. The callback binds its fields; finish() runs after it.
   void section(const std::string& key, const std::function<void(ConfigBinder&)>& bind_fn);

@@ -3,10 +3,12 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "model/hf_checkpoint.h"
+#include "model/vocab_resize.h"
 
 namespace pajama {
 
-void init_from_hf(Llama& model, const std::filesystem::path& hf_dir) {
+void init_from_hf(Llama& model, const std::filesystem::path& hf_dir, const std::string& new_rows_rule,
+                  uint64_t seed) {
   const LlamaConfig hf = read_hf_config(hf_dir);
   const LlamaConfig& cfg = model->config();
   const std::string diff =
@@ -16,30 +18,21 @@ void init_from_hf(Llama& model, const std::filesystem::path& hf_dir) {
   PAJAMA_CHECK_AS(ConfigError, cfg.vocab_size >= hf.vocab_size, "model.vocab_size ", cfg.vocab_size,
                   " is smaller than the released vocabulary ", hf.vocab_size, " of ", hf_dir.string(),
                   "; shrinking a vocabulary is not supported");
-  if (cfg.vocab_size == hf.vocab_size) {
-    load_hf_weights(*model, hf_dir);
-    return;
-  }
-  // Load into a model of the released shape, then copy with the vocabulary grown.
-  LlamaConfig released = cfg;
-  released.vocab_size = hf.vocab_size;
-  Llama source(released);
-  source->to(model->parameters().front().device(), model->parameters().front().scalar_type());
-  load_hf_weights(*source, hf_dir);
-  torch::NoGradGuard no_grad;
-  auto src = source->named_parameters();
+  // The released rows go straight into the first rows of the model's parameters.
+  load_hf_weights(model, hf_dir, hf.vocab_size);
   for (auto& p : model->named_parameters()) {
-    const torch::Tensor& s = src[p.key()];
-    if (s.sizes() == p.value().sizes()) {
-      p.value().copy_(s);
-    } else {
-      const int64_t old_rows = s.size(0);
-      p.value().narrow(0, 0, old_rows).copy_(s);
-      p.value().narrow(0, old_rows, p.value().size(0) - old_rows).copy_(s.mean(0, /*keepdim=*/true).expand({p.value().size(0) - old_rows, s.size(1)}));
-    }
+    if (is_vocab_parameter(p.key())) init_new_vocab_rows(p.value(), hf.vocab_size, cfg.vocab_size, new_rows_rule, seed);
   }
-  log_info("model.init_from: vocabulary grown from ", hf.vocab_size, " to ", cfg.vocab_size,
-           " rows; new embedding and head rows start at the mean of the released rows");
+  if (cfg.vocab_size > hf.vocab_size) {
+    log_info("model.init_from: vocabulary grown from ", hf.vocab_size, " to ", cfg.vocab_size,
+             " rows; new embedding and head rows start at the ",
+             new_rows_rule == "mean" ? "mean of the released rows" : "mean of the released rows plus noise",
+             " (model.new_vocab_init: ", new_rows_rule, ")");
+  }
+  if (cfg.padded_vocab_size() > cfg.vocab_size) {
+    log_info("model.vocab_multiple_of ", cfg.vocab_multiple_of, ": ", cfg.padded_vocab_size() - cfg.vocab_size,
+             " padding rows (zero, masked in the loss, dropped at export)");
+  }
 }
 
 }  // namespace pajama

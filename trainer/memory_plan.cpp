@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/memory_estimate.h"
 #include "model/param_count.h"
+#include "trainer/trainable.h"
 #include "parallel/zero_optimizer.h"
 
 namespace pajama {
@@ -29,6 +30,18 @@ std::string elements(int64_t n) {
 
 }  // namespace
 
+int64_t trainable_numel(const TrainConfig& cfg) {
+  const std::vector<ParameterShape> shapes = parameter_shapes(cfg.model.llama);
+  std::vector<std::string> names;
+  for (const auto& s : shapes) names.push_back(s.name);
+  const std::vector<std::string> chosen = select_trainable(names, cfg.train.trainable);
+  int64_t n = 0;
+  for (const auto& s : shapes) {
+    if (std::find(chosen.begin(), chosen.end(), s.name) != chosen.end()) n += s.numel();
+  }
+  return n;
+}
+
 std::string format_gib(double bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
@@ -42,7 +55,9 @@ MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string&
   const LlamaConfig& m = cfg.model.llama;
   const int64_t e = dtype == "bf16" ? 2 : 4;
   const int64_t rb = cfg.zero.reduce_dtype == "bf16" ? 2 : 4;
-  const int64_t p = count_parameters(m);
+  // The optimizer (flat buffer, gradients, master, state) holds the trainable parameters;
+  // frozen ones (train.trainable) are weights alone.
+  const int64_t all = count_parameters(m), p = trainable_numel(cfg), frozen = all - p;
   const int64_t part = zero_partition_numel(p, ranks), padded = part * ranks;
   const int64_t stage = cfg.zero.stage;
   const int64_t own = stage == 0 ? padded : part;
@@ -55,8 +70,11 @@ MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string&
   auto add = [&](const std::string& name, const std::string& detail, int64_t bytes) {
     plan.terms.push_back(MemoryTerm{name, detail, bytes});
   };
-  add("weights", str(dtype, ", replicated, ", elements(padded), " elements"), e * padded);
-  plan.weights_bytes = e * padded;
+  add("weights",
+      frozen == 0 ? str(dtype, ", replicated, ", elements(padded), " elements")
+                  : str(dtype, ", replicated, ", elements(padded), " trainable + ", elements(frozen), " frozen elements"),
+      e * (padded + frozen));
+  plan.weights_bytes = e * (padded + frozen);
   add("gradients", buckets ? str("fp32 partition of ", elements(part)) : str("fp32, all ", elements(padded), " elements"),
       4 * (buckets ? part : padded));
   add("master weights",
@@ -149,15 +167,15 @@ FitAdvice advise_fit(const TrainConfig& cfg, int64_t ranks, const std::string& d
 
 CheckpointPlan plan_checkpoint(const TrainConfig& cfg, int64_t ranks, const std::string& dtype) {
   PAJAMA_CHECK_AS(ConfigError, ranks >= 1, "the checkpoint plan needs at least one rank, got ", ranks);
-  const int64_t p = count_parameters(cfg.model.llama);
+  const int64_t all = count_parameters(cfg.model.llama), p = trainable_numel(cfg);
   const int64_t e = dtype == "bf16" ? 2 : 4;
-  // master + exp_avg + exp_avg_sq, fp32. Stage 0 replicates the optimizer: every rank
+  // master + exp_avg + exp_avg_sq, fp32, of the trainable parameters. Stage 0 replicates the optimizer: every rank
   // writes all of it. Otherwise each rank writes its partition, at most `part` elements.
   const int64_t per_element = 12;
   const bool replicated = cfg.zero.stage == 0 || ranks == 1;
   const int64_t own = replicated ? p : zero_partition_numel(p, ranks);
   CheckpointPlan plan;
-  plan.model_bytes = e * p;
+  plan.model_bytes = e * all;
   plan.optimizer_bytes = per_element * p * (cfg.zero.stage == 0 ? ranks : 1);
   plan.checkpoint_bytes = plan.model_bytes + plan.optimizer_bytes;
   plan.kept = cfg.checkpoint.keep_last;

@@ -53,6 +53,9 @@ struct CheckpointPlan {
 };
 CheckpointPlan plan_checkpoint(const TrainConfig& cfg, int64_t ranks, const std::string& dtype);
 
+// Parameters train.trainable selects (all of count_parameters by default).
+int64_t trainable_numel(const TrainConfig& cfg);
+
 std::string format_gib(double bytes);  // "12.34 GiB"
 
 }  // namespace pajama

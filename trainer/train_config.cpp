@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "trainer/config_binder.h"
+#include "trainer/trainable.h"
+#include "model/vocab_resize.h"
 
 namespace pajama {
 namespace {
@@ -22,6 +24,7 @@ void bind_model(ConfigBinder& b, ModelSection& m) {
   }
   LlamaConfig& c = m.llama;
   b.field("vocab_size", c.vocab_size);
+  b.field("vocab_multiple_of", c.vocab_multiple_of);
   b.field("dim", c.dim);
   b.field("n_layers", c.n_layers);
   b.field("n_heads", c.n_heads);
@@ -35,6 +38,7 @@ void bind_model(ConfigBinder& b, ModelSection& m) {
   b.field("tie_embeddings", c.tie_embeddings);
   b.field("init_std", c.init_std);
   b.field("init_from", m.init_from);
+  b.field("new_vocab_init", m.new_vocab_init);
 }
 
 void bind_optim(ConfigBinder& b, LrScheduleConfig& lr, AdamWConfig& adamw) {
@@ -79,6 +83,7 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("activation_checkpointing", c.train.activation_checkpointing);
     s.field("loss_chunk_tokens", c.train.loss_chunk_tokens);
     s.field("z_loss", c.train.z_loss);
+    s.field("trainable", c.train.trainable);
   });
   b.section("optim", [&](ConfigBinder& s) { bind_optim(s, c.lr, c.adamw); });
   b.section("data", [&](ConfigBinder& s) {
@@ -145,6 +150,7 @@ void TrainLoopConfig::validate() const {
                   "train.dtype must be auto, fp32 or bf16; got '", dtype, "'");
   PAJAMA_CHECK_AS(ConfigError, threads >= 0, "train.threads must be >= 0, got ", threads);
   training_options(*this).validate();
+  validate_trainable(trainable);
 }
 
 TrainingOptions training_options(const TrainLoopConfig& train) {
@@ -174,6 +180,7 @@ void TrainConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, !run.output_dir.empty(), "run.output_dir must not be empty");
   PAJAMA_CHECK_AS(ConfigError, run.seed >= 0, "run.seed must be >= 0, got ", run.seed);
   model.llama.validate();
+  check_new_vocab_rule(model.new_vocab_init, "model.new_vocab_init");
   train.validate();
   lr.validate();
   adamw.validate();

@@ -27,6 +27,7 @@ struct ModelSection {
   std::string preset;                   // a published shape (llama-7b, baichuan-7b, ...); fields below override it
   LlamaConfig llama;
   std::string init_from;                // Hugging Face LLaMA directory to start from ("" = random init)
+  std::string new_vocab_init = "mean";  // rows added by a larger vocab_size: mean | mean_noise (model/vocab_resize.h)
 };
 
 struct TrainLoopConfig {
@@ -41,6 +42,7 @@ struct TrainLoopConfig {
   std::string activation_checkpointing = "none";  // none | full | selective (model/training_options.h)
   int64_t loss_chunk_tokens = 1024;     // tokens per chunk of the LM head + cross-entropy
   double z_loss = 0.0;                  // weight of mean(logsumexp^2) in the loss (0 = off)
+  std::vector<std::string> trainable = {"all"};  // all | HF parameter names / globs (trainer/trainable.h)
   void validate() const;
 };
 

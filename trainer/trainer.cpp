@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "core/error.h"
@@ -16,6 +17,7 @@
 #include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/signals.h"
+#include "trainer/trainable.h"
 
 namespace pajama {
 namespace {
@@ -65,6 +67,33 @@ void check_memory_plan(const TrainConfig& cfg, const World& world, const torch::
            device.str(), "'s ", format_gib(static_cast<double>(total)), "; expect out-of-memory.", remedies);
 }
 
+// The parameters train.trainable selects, in forward order; the others are frozen
+// (requires_grad false: autograd computes no gradient for them, and the optimizer never
+// sees them). Still-unfrozen parameters' gradients flow through frozen layers as usual.
+NamedParameters trainable_parameters(Llama& model, const std::vector<std::string>& patterns) {
+  const NamedParameters all = parameters_in_forward_order(*model);
+  std::vector<std::string> names;
+  for (const auto& p : model->named_parameters()) names.push_back(p.key());
+  const std::vector<std::string> chosen = select_trainable(names, patterns);
+  const std::set<std::string> trains(chosen.begin(), chosen.end());
+  NamedParameters out;
+  int64_t trained = 0, frozen = 0;
+  for (const auto& [name, t] : all) {
+    if (trains.count(name) != 0) {
+      out.emplace_back(name, t);
+      trained += t.numel();
+    } else {
+      t.set_requires_grad(false);
+      frozen += t.numel();
+    }
+  }
+  if (!trains_everything(patterns)) {
+    log_info("train.trainable: ", out.size(), " of ", all.size(), " parameter tensors train (", trained,
+             " parameters); ", frozen, " parameters are frozen");
+  }
+  return out;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
@@ -90,13 +119,13 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
   model_->to(device_, dtype_);
   if (!cfg.model.init_from.empty()) {
     log_info("initialising weights from Hugging Face directory ", cfg.model.init_from);
-    init_from_hf(model_, cfg.model.init_from);
+    init_from_hf(model_, cfg.model.init_from, cfg.model.new_vocab_init, seed);
   }
 
   model_->set_training_options(training_options(cfg.train));
 
   check_memory_plan(cfg, world, device_, dtype_);
-  const NamedParameters params = parameters_in_forward_order(*model_);
+  const NamedParameters params = trainable_parameters(model_, cfg.train.trainable);
   optimizer_ = std::make_unique<ZeroOptimizer>(params, adamw_factory(cfg.adamw), cfg.zero, comm_);
 
   const int64_t num_samples = cfg.train.max_steps * cfg.train.global_batch_size;
@@ -118,7 +147,7 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
                   " but there is no validation data; set data.valid_fraction or data.valid_datasets, "
                   "or eval.every_steps: 0");
   checkpointer_ = std::make_unique<Checkpointer>(cfg.checkpoint, cfg.run.output_dir, comm_, device_);
-  if (auto state = checkpointer_->maybe_resume(model_, *optimizer_, mc, dump_train_config(cfg))) {
+  if (auto state = checkpointer_->maybe_resume(model_, *optimizer_, dump_train_config(cfg), cfg.model.new_vocab_init, seed)) {
     step_ = state->step;
     tokens_seen_ = state->tokens_seen;
     loader_->set_consumed_samples(state->consumed_samples);

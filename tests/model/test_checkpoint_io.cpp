@@ -14,6 +14,7 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
+#include "model/vocab_resize.h"
 #include "test_util.h"
 
 namespace pajama {
@@ -208,6 +209,52 @@ TEST(HfCheckpoint, SaveThenLoadRoundTripsConfigAndWeights) {
     EXPECT_EQ(r.contains("lm_head.weight"), !tied);
     EXPECT_EQ(r.metadata().at("format"), "pt");
   }
+}
+
+// A padded vocabulary (model.vocab_multiple_of) is exported without its padding rows, and
+// a released model loads into a larger vocabulary: its rows first, new rows by the rule.
+TEST(HfCheckpoint, PaddingIsDroppedAtExportAndVocabularyGrowsOnLoad) {
+  ScratchDir dir("hf_padded");
+  LlamaConfig c = tiny(false);  // vocab 41
+  c.vocab_multiple_of = 16;
+  Llama m(c);
+  m->init_weights(3);
+  save_hf(m, dir.path());
+  const json cfg = json::parse(read_file(dir.path() / "config.json"));
+  EXPECT_EQ(cfg["vocab_size"], 41);
+  EXPECT_FALSE(cfg.contains("pajama_vocab_multiple_of"));
+  SafetensorsReader r(dir.path() / "model.safetensors");
+  EXPECT_EQ(r.entry("model.embed_tokens.weight").shape, (std::vector<int64_t>{41, 24}));
+  EXPECT_EQ(r.entry("lm_head.weight").shape, (std::vector<int64_t>{41, 24}));
+
+  LlamaConfig grown = c;
+  grown.vocab_size = 50;  // padded to 64
+  Llama g(grown);
+  load_hf_weights(g, dir.path(), /*vocab_rows=*/41);
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    torch::Tensor w = g->named_parameters()[name];
+    const torch::Tensor released = r.tensor(name);
+    EXPECT_TRUE(torch::equal(w.narrow(0, 0, 41), released)) << name;
+    init_new_vocab_rows(w, 41, 50, "mean", 7);
+    const torch::Tensor mean = released.mean(0);
+    for (int64_t row = 41; row < 50; ++row) EXPECT_TRUE(torch::allclose(w[row], mean, 1e-6, 1e-7)) << name << row;
+    EXPECT_TRUE(torch::equal(w.narrow(0, 50, 14), torch::zeros({14, 24}))) << name << ": padding rows are zero";
+    EXPECT_TRUE(torch::equal(w.narrow(0, 0, 41), released)) << name << ": released rows untouched";
+  }
+  // mean_noise: the mean plus small noise, the same for the same seed.
+  torch::Tensor a = g->lm_head->weight.detach().clone(), b = a.clone();
+  init_new_vocab_rows(a, 41, 50, "mean_noise", 7);
+  init_new_vocab_rows(b, 41, 50, "mean_noise", 7);
+  EXPECT_TRUE(torch::equal(a, b));
+  const torch::Tensor dev = a.narrow(0, 41, 9) - r.tensor("lm_head.weight").mean(0);
+  EXPECT_GT(dev.abs().max().item<double>(), 0);
+  EXPECT_LT(dev.std().item<double>(), 0.05 * r.tensor("lm_head.weight").std().item<double>());
+  EXPECT_THROW(init_new_vocab_rows(a, 41, 50, "zeros", 7), ConfigError);
+  // Fewer rows than the files hold: the rest of the files' rows (padding) is not read;
+  // more rows than they hold is an error.
+  load_hf_weights(g, dir.path(), /*vocab_rows=*/40);
+  EXPECT_TRUE(torch::equal(g->lm_head->weight.narrow(0, 0, 40), r.tensor("lm_head.weight").narrow(0, 0, 40)));
+  EXPECT_THROW(load_hf_weights(g, dir.path(), /*vocab_rows=*/45), CheckpointError);
 }
 
 TEST(HfCheckpoint, ShardedSaveRoundTrips) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include <torch/torch.h>
 
@@ -69,6 +70,55 @@ TEST(Llama, ParameterShapes) {
   EXPECT_EQ(params["model.layers.0.mlp.down_proj.weight"].sizes(), torch::IntArrayRef({16, 24}));
   EXPECT_EQ(params["model.norm.weight"].sizes(), torch::IntArrayRef({16}));
   EXPECT_EQ(params["lm_head.weight"].sizes(), torch::IntArrayRef({37, 16}));
+}
+
+TEST(ParamCount, ParameterShapesMatchTheModel) {
+  for (int64_t multiple : {int64_t{1}, int64_t{8}}) {
+    for (bool tied : {false, true}) {
+      LlamaConfig c = small_config();
+      c.vocab_multiple_of = multiple;
+      c.tie_embeddings = tied;
+      Llama m(c);
+      std::map<std::string, std::vector<int64_t>> built;
+      for (const auto& p : m->named_parameters()) built[p.key()] = p.value().sizes().vec();
+      std::map<std::string, std::vector<int64_t>> planned;
+      int64_t total = 0;
+      for (const auto& p : parameter_shapes(c)) {
+        planned[p.name] = p.shape;
+        total += p.numel();
+      }
+      EXPECT_EQ(planned, built) << "vocab_multiple_of " << multiple << " tied " << tied;
+      EXPECT_EQ(total, count_parameters(c));
+    }
+  }
+}
+
+// model.vocab_multiple_of pads the embedding and head rows; logits and the loss are
+// those of the unpadded model with the same real rows.
+TEST(Llama, PaddedVocabularyBehavesLikeTheUnpaddedModel) {
+  LlamaConfig c = small_config();  // vocab 37
+  Llama plain(c);
+  plain->init_weights(5);
+  c.vocab_multiple_of = 16;
+  ASSERT_EQ(c.padded_vocab_size(), 48);
+  Llama padded(c);
+  {
+    torch::NoGradGuard no_grad;
+    auto src = plain->named_parameters();
+    for (auto& p : padded->named_parameters()) {
+      p.value().zero_();
+      p.value().narrow(0, 0, src[p.key()].size(0)).copy_(src[p.key()]);
+    }
+    padded->head_weight().narrow(0, 37, 11).fill_(3.0);  // large padding logits must not matter
+  }
+  EXPECT_EQ(padded->model->embed_tokens->weight.size(0), 48);
+  const torch::Tensor tokens = torch::randint(0, 37, {2, 9}, torch::kInt64);
+  const torch::Tensor targets = torch::randint(0, 37, {2, 9}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = padded->forward(tokens);
+  EXPECT_EQ(logits.size(2), 37);
+  EXPECT_TRUE(torch::allclose(logits, plain->forward(tokens), 1e-5, 1e-6));
+  EXPECT_NEAR(padded->loss(tokens, targets).item<double>(), plain->loss(tokens, targets).item<double>(), 1e-6);
 }
 
 TEST(ParamCount, PublishedPresetCounts) {

@@ -266,6 +266,30 @@ TEST(ChunkedCrossEntropy, MatchesUnchunkedReferenceFp32) {
   EXPECT_NEAR(chunked_linear_cross_entropy(h0, w0, targets, 4, 0.25).item<double>(), ce + 0.25 * lse2, 1e-5);
 }
 
+// Vocabulary padding: rows past valid_vocab behave as if absent (same loss and gradients
+// as the unpadded head) and get exactly zero gradient.
+TEST(ChunkedCrossEntropy, PaddedRowsAreMaskedOut) {
+  torch::manual_seed(21);
+  const int64_t n = 11, d = 8, vocab = 29, padded = 32;
+  const torch::Tensor h0 = randn({n, d}), w0 = randn({padded, d}) * 0.7;
+  const torch::Tensor targets = torch::randint(0, vocab, {n}, torch::kInt64);
+  const torch::Tensor real = w0.narrow(0, 0, vocab).clone();
+  for (double z : {0.0, 0.1}) {
+    const LossAndGrads ref =
+        loss_and_grads(h0, real, [&](auto& h, auto& w) { return reference_loss(h, w, targets, z); });
+    const LossAndGrads got = loss_and_grads(
+        h0, w0, [&](auto& h, auto& w) { return chunked_linear_cross_entropy(h, w, targets, 4, z, vocab); });
+    EXPECT_NEAR(got.loss.item<double>(), ref.loss.item<double>(), 1e-6) << "z " << z;
+    EXPECT_LT(max_abs_diff(got.grad_hidden, ref.grad_hidden), 1e-6);
+    EXPECT_LT(max_abs_diff(got.grad_weight.narrow(0, 0, vocab), ref.grad_weight), 1e-6);
+    EXPECT_TRUE(torch::equal(got.grad_weight.narrow(0, vocab, padded - vocab), torch::zeros({padded - vocab, d})));
+  }
+  torch::NoGradGuard no_grad;
+  EXPECT_NEAR(chunked_linear_cross_entropy(h0, w0, targets, 4, 0.0, vocab).item<double>(),
+              reference_loss(h0, real, targets, 0.0).item<double>(), 1e-6);
+  EXPECT_THROW(chunked_linear_cross_entropy(h0, w0, targets, 4, 0.0, padded + 1), Error);
+}
+
 TEST(ChunkedCrossEntropy, Fp64CentralDifferences) {
   torch::manual_seed(13);
   const int64_t n = 5, d = 4, vocab = 7;

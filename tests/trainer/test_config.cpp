@@ -5,7 +5,11 @@
 
 #include "core/error.h"
 #include "test_util.h"
+#include "model/param_count.h"
+#include "parallel/zero_optimizer.h"
+#include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
+#include "trainer/trainable.h"
 
 namespace pajama {
 namespace {
@@ -183,6 +187,49 @@ TEST(ConfigCli, BadInputExitsNonZeroWithOneLine) {
     EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+// train.trainable: `all`, or HF names and globs; the optimizer plans only what trains.
+TEST(Config, TrainableSelectsParametersByNameAndGlob) {
+  TempDir dir;
+  write_text(dir.path() / "c.yaml", "model:\n  preset: llama-7b\n");
+  const std::string file = (dir.path() / "c.yaml").string();
+  const TrainConfig all = load_train_config(file, {});
+  EXPECT_EQ(all.train.trainable, std::vector<std::string>{"all"});
+  EXPECT_EQ(trainable_numel(all), count_parameters(all.model.llama));
+
+  const TrainConfig stage1 = load_train_config(file, {"train.trainable=[model.embed_tokens.weight, lm_head.weight]"});
+  EXPECT_EQ(trainable_numel(stage1), int64_t{2} * 32000 * 4096);
+  // bf16 on 8 ranks, ZeRO-2: the weights stay whole; the fp32 gradient partition, master
+  // and AdamW moments (4 + 4 + 8 bytes) cover only the trainable partition.
+  const MemoryPlan p1 = plan_memory(stage1, 8, "bf16"), p_all = plan_memory(all, 8, "bf16");
+  EXPECT_EQ(p1.weights_bytes, 2 * (count_parameters(stage1.model.llama) + zero_partition_numel(trainable_numel(stage1), 8) * 8 -
+                                   trainable_numel(stage1)));
+  EXPECT_EQ(p1.static_bytes - p1.weights_bytes, 16 * zero_partition_numel(trainable_numel(stage1), 8));
+  EXPECT_LT(p1.static_bytes - p1.weights_bytes, (p_all.static_bytes - p_all.weights_bytes) / 20);
+  EXPECT_EQ(plan_checkpoint(stage1, 8, "bf16").model_bytes, plan_checkpoint(all, 8, "bf16").model_bytes);
+  // The resolved config renders the list and reads back the same.
+  const TrainConfig back = parse_train_config_text(dump_train_config(stage1), "dump");
+  EXPECT_EQ(back.train.trainable, stage1.train.trainable);
+
+  const TrainConfig mlp = load_train_config(file, {"train.trainable=model.layers.*.mlp.*"});
+  EXPECT_EQ(trainable_numel(mlp), int64_t{32} * 3 * 4096 * 11008);
+
+  const std::vector<std::string> names = {"model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight",
+                                          "model.layers.1.mlp.up_proj.weight", "lm_head.weight"};
+  EXPECT_EQ(select_trainable(names, {"model.layers.*.up_proj.weight"}),
+            (std::vector<std::string>{names[1], names[2]}));
+  EXPECT_EQ(select_trainable(names, {"all"}), names);
+  try {
+    select_trainable(names, {"lm_head.weight", "model.embed.weight"});
+    ADD_FAILURE() << "a pattern that matches nothing must be an error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model.embed.weight' matches no parameter"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(load_error("train:\n  trainable: [all, lm_head.weight]\n", {}).find("train.trainable"),
+            std::string::npos);
+  EXPECT_NE(load_error("train:\n  trainable: []\n", {}).find("train.trainable"), std::string::npos);
+  EXPECT_NE(load_error("model:\n  new_vocab_init: zeros\n", {}).find("model.new_vocab_init"), std::string::npos);
 }
 
 TEST(InfoCli, PrintsPublishedParameterCounts) {
