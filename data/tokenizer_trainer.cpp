@@ -1,5 +1,7 @@
 #include "data/tokenizer_trainer.h"
 
+#include <filesystem>
+
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -51,6 +53,14 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
                   "tokenizer train: --model-type must be bpe or unigram, got ", o.model_type);
   PAJAMA_CHECK_AS(ConfigError, o.max_sentences > 0, "tokenizer train: --max-sentences must be positive");
   const auto files = expand_corpus_inputs(o.inputs);
+  // The output's directory exists before minutes of training, or the run fails now.
+  const std::filesystem::path parent = std::filesystem::path(o.output_prefix).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    PAJAMA_CHECK_AS(ConfigError, !ec, "tokenizer train: cannot create the --output directory ", parent.string(), ": ",
+                    ec.message());
+  }
 
   TokenizerTrainStats stats;
   std::vector<std::string> reservoir;

@@ -47,13 +47,14 @@ TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
                                 dir.str("corpus"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
-  // 1. A Chinese tokenizer, merged into LLaMA's (only pieces with CJK characters).
+  // 1. A Chinese tokenizer (its output directory created by `tokenizer train`), merged
+  //    into LLaMA's (only pieces with CJK characters).
   r = testing::run_command(exe + " tokenizer train --input " + dir.str("corpus/zh.jsonl") +
-                           " --vocab-size 8000 --output " + dir.str("zh"));
+                           " --vocab-size 8000 --output " + dir.str("tok/zh"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string merged = dir.str("merged/merged.model");
   r = testing::run_command(exe + " tokenizer merge --base " + llama_tokenizer().string() + " --add " +
-                           dir.str("zh.model") + " --output " + merged + " --only-cjk");
+                           dir.str("tok/zh.model") + " --output " + merged + " --only-cjk");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("added ([0-9]+) pieces"))) << r.output;

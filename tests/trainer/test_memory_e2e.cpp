@@ -28,17 +28,20 @@ using testing::TempDir;
 struct Shape {
   int64_t ranks, stage, micro_batch;
   std::string checkpointing;
+  std::string extra = "";  // more --set overrides (also names the run directory apart)
 };
 
 std::string overrides(const Shape& s) {
   const int64_t accumulation = 2;
-  return " --set train.device=cpu --set data.source=mock --set data.valid_fraction=0 --set model.max_seq_len=256"
+  std::string out = " --set train.device=cpu --set data.source=mock --set data.valid_fraction=0 --set model.max_seq_len=256"
          " --set train.seq_len=256 --set train.micro_batch_size=" + std::to_string(s.micro_batch) +
          " --set train.global_batch_size=" + std::to_string(s.micro_batch * accumulation * s.ranks) +
          " --set parallel.zero_stage=" + std::to_string(s.stage) + " --set parallel.reduce_bucket_size=5000000" +
          " --set train.activation_checkpointing=" + s.checkpointing +
          " --set train.max_steps=1 --set log.every_steps=1 --set checkpoint.save_final=false"
          " --set checkpoint.every_steps=0 --set train.threads=1";
+  out += s.extra;
+  return out;
 }
 
 std::string config() { return testing::source_dir() + "/configs/125m.yaml"; }
@@ -66,9 +69,12 @@ struct Measured {
 constexpr const char* kLiveMemory = "MALLOC_MMAP_THRESHOLD_=65536";
 
 Measured train(const Shape& s, const TempDir& dir, const std::string& env = "") {
-  const std::string run = dir.str("s" + std::to_string(s.stage) + "_" + s.checkpointing + "_np" +
-                                  std::to_string(s.ranks) + "_mb" + std::to_string(s.micro_batch) +
-                                  (env.empty() ? "" : "_live"));
+  std::string name = "s";
+  name += std::to_string(s.stage) + "_" + s.checkpointing + "_np" + std::to_string(s.ranks) + "_mb" +
+          std::to_string(s.micro_batch);
+  if (!env.empty()) name += "_live";
+  if (!s.extra.empty()) name += "_extra";
+  const std::string run = dir.str(name);
   std::string launcher = env.empty() ? "" : "env " + env + " ";
   if (s.ranks > 1) launcher += testing::mpirun(static_cast<int>(s.ranks)) + (env.empty() ? "" : "-x MALLOC_MMAP_THRESHOLD_ ");
   const auto r = testing::run_command(launcher + testing::pajama_exe() + " train --config " + config() + overrides(s) +
@@ -120,6 +126,20 @@ TEST(MemoryPlan, MatchesPeakRssWithDefaultAllocatorForStagesOneAndTwo) {
   // At 125m, 4 ranks, 5e6-element buckets: 3/4 of the 536 MB of fp32 gradients less
   // two 20 MB bucket buffers.
   EXPECT_GE(m1.peak_mb - m2.peak_mb, 250.0) << "stage 1 " << m1.peak_mb << " MB, stage 2 " << m2.peak_mb << " MB";
+}
+
+// train.trainable (Chinese-LLaMA's stage 1: embedding and head): the frozen 75M of
+// 125m's parameters hold weights only. On 2 ranks, ZeRO-2, fp32: the plan follows the
+// measurement, and the optimizer's fp32 gradient partition and AdamW moments shrink by
+// 12 bytes x 75M / 2 ranks = 450 MB.
+TEST(MemoryPlan, FrozenParametersHoldNoGradientsOrOptimizerState) {
+  TempDir dir;
+  const Shape all{2, 2, 1, "none"};
+  const Shape stage1{2, 2, 1, "none", " --set 'train.trainable=[model.embed_tokens.weight, lm_head.weight]'"};
+  const Measured m_all = train(all, dir, kLiveMemory), m_stage1 = train(stage1, dir, kLiveMemory);
+  expect_plan_close(planned_mb(all), m_all, "live, ZeRO-2, 2 ranks, all trainable");
+  expect_plan_close(planned_mb(stage1), m_stage1, "live, ZeRO-2, 2 ranks, embeddings + head");
+  EXPECT_GE(m_all.peak_mb - m_stage1.peak_mb, 400.0) << "all " << m_all.peak_mb << " MB, stage 1 " << m_stage1.peak_mb;
 }
 
 TEST(MemoryPlan, FullCheckpointingSavesHalfAGigabyteAtMicroBatchFour) {
