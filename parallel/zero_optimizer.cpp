@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -353,32 +354,66 @@ struct ZeroOptimizer::Impl {
     }
   }
 
-  double step(double lr, double grad_clip) {
-    torch::Tensor g = finish_reduction();
+  // Finishes the reduction and learns the global gradient norm together with whether any
+  // rank flagged a non-finite value (one all-reduce of [sum of squares, flags]).
+  double prepare_step(const torch::Tensor& local_nonfinite) {
+    PAJAMA_CHECK(!prepared, "ZeroOptimizer: prepare_step() called twice without apply_step()/skip_step()");
+    grads = finish_reduction();
     torch::NoGradGuard no_grad;
     // Global norm: each rank sums the squares of one disjoint partition (padding is
     // zero), one all-reduce adds them up. Stage 0 holds everything reduced, so it
     // also sums only its nominal partition.
-    torch::Tensor norm_part = zero.stage == 0 ? g.narrow(0, rank * partition_numel, partition_numel) : g;
+    torch::Tensor norm_part = zero.stage == 0 ? grads.narrow(0, rank * partition_numel, partition_numel) : grads;
     // Squares summed in fp64 (an fp32 reduction over millions of elements is off by
     // ~1e-4), chunk by chunk so no partition-sized temporary exists.
     constexpr int64_t kNormChunk = int64_t{1} << 22;
-    torch::Tensor sq = torch::zeros({1}, norm_part.options().dtype(torch::kFloat64));
+    torch::Tensor sums = torch::zeros({2}, norm_part.options().dtype(torch::kFloat64));
+    torch::Tensor sq = sums.narrow(0, 0, 1);
     for (int64_t lo = 0; lo < norm_part.numel(); lo += kNormChunk) {
       sq += norm_part.narrow(0, lo, std::min(kNormChunk, norm_part.numel() - lo)).square().sum(torch::kFloat64);
     }
-    comm.all_reduce(sq, ReduceOp::kSum);
-    torch::Tensor norm = sq.sqrt();
+    if (local_nonfinite.defined()) sums.narrow(0, 1, 1).copy_(local_nonfinite.reshape({1}).to(sums.options()));
+    comm.all_reduce(sums, ReduceOp::kSum);
+    norm = sums.narrow(0, 0, 1).sqrt();
+    prepared = true;
+    const torch::Tensor host = sums.cpu();
+    const double flagged = host[1].item<double>();
+    const double value = std::sqrt(host[0].item<double>());
+    return flagged != 0 ? std::numeric_limits<double>::quiet_NaN() : value;
+  }
+
+  void apply_step(double lr, double grad_clip) {
+    PAJAMA_CHECK(prepared, "ZeroOptimizer: apply_step() without prepare_step()");
+    torch::NoGradGuard no_grad;
     if (grad_clip > 0) {
       // min(1, clip / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_, kept on the device.
       torch::Tensor coef = (grad_clip / (norm + 1e-6)).clamp_max(1.0);
-      g.mul_(coef.to(torch::kFloat32));
+      grads.mul_(coef.to(torch::kFloat32));
     }
-    update->step(master, g, lr);
+    update->step(master, grads, lr);
     ++step_count;
     for (auto& p : params) ++p.steps;
     gather_params();
-    return norm.item<double>();
+    finish_step();
+  }
+
+  // The update is dropped: master weights, moments and step counts stay as they were;
+  // the next zero_grad() clears the gradients.
+  void skip_step() {
+    PAJAMA_CHECK(prepared, "ZeroOptimizer: skip_step() without prepare_step()");
+    finish_step();
+  }
+
+  void finish_step() {
+    prepared = false;
+    grads = torch::Tensor();
+    norm = torch::Tensor();
+  }
+
+  double step(double lr, double grad_clip) {
+    const double value = prepare_step(torch::Tensor());
+    apply_step(lr, grad_clip);
+    return value;
   }
 
   Communicator& comm;
@@ -406,6 +441,9 @@ struct ZeroOptimizer::Impl {
   int next_bucket = -1;
   int64_t reduced_in_backward = 0;
   int64_t step_count = 0;
+  bool prepared = false;             // between prepare_step() and apply_step()/skip_step()
+  torch::Tensor grads;               // this rank's reduced fp32 gradients while prepared
+  torch::Tensor norm;                // (1) fp64 global norm on the device while prepared
 };
 
 ZeroOptimizer::ZeroOptimizer(const NamedParameters& params, const ShardOptimizerFactory& make_optimizer,
@@ -421,6 +459,12 @@ void ZeroOptimizer::begin_micro_step(int64_t micro_step, int64_t num_micro_steps
 }
 
 double ZeroOptimizer::step(double lr, double grad_clip) { return impl_->step(lr, grad_clip); }
+
+double ZeroOptimizer::prepare_step(const torch::Tensor& local_nonfinite) { return impl_->prepare_step(local_nonfinite); }
+
+void ZeroOptimizer::apply_step(double lr, double grad_clip) { impl_->apply_step(lr, grad_clip); }
+
+void ZeroOptimizer::skip_step() { impl_->skip_step(); }
 
 ZeroMemoryStats ZeroOptimizer::memory_stats() const {
   const Impl& m = *impl_;

@@ -79,6 +79,15 @@ class ZeroOptimizer {
   // this rank's partition and all-gathers the updated parameters.
   // Returns the global norm before clipping.
   double step(double lr, double grad_clip);
+  // The same in two halves, so the caller can decide between them (skip a step whose
+  // loss or gradients are not finite, or whose norm spikes). prepare_step finishes the
+  // reduction and returns the global norm, NaN when any rank's gradients are not finite
+  // or any rank passed local_nonfinite != 0 (a 0-dim tensor on the device, e.g. its
+  // loss's !isfinite; undefined = 0), learnt in the norm's one all-reduce. Then exactly
+  // one of apply_step (clip, update, all-gather) or skip_step (nothing changes).
+  double prepare_step(const torch::Tensor& local_nonfinite);
+  void apply_step(double lr, double grad_clip);
+  void skip_step();
 
   ZeroMemoryStats memory_stats() const;
   int64_t step_count() const;

@@ -41,11 +41,13 @@ void MetricsLogger::log(const StepMetrics& m) {
   char line[320];
   char mfu_buf[16];
   if (m.mfu) std::snprintf(mfu_buf, sizeof mfu_buf, "%.1f%%", *m.mfu * 100.0);
+  char skipped_buf[48];
+  std::snprintf(skipped_buf, sizeof skipped_buf, " | skipped %lld", static_cast<long long>(m.skipped_steps));
   std::snprintf(line, sizeof line,
-                "step %6lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | mfu %s | mem %.0f MB | elapsed %s | eta %s",
+                "step %6lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | mfu %s | mem %.0f MB | elapsed %s | eta %s%s",
                 static_cast<long long>(m.step), static_cast<long long>(m.max_steps), m.loss, m.lr, m.grad_norm,
                 m.tokens_per_s, m.mfu ? mfu_buf : "n/a", m.peak_memory_mb, format_duration(m.elapsed_s).c_str(),
-                format_duration(m.eta_s).c_str());
+                format_duration(m.eta_s).c_str(), m.skipped_steps > 0 ? skipped_buf : "");
   log_info(line);
 
   nlohmann::json j;
@@ -58,6 +60,7 @@ void MetricsLogger::log(const StepMetrics& m) {
   j["elapsed_s"] = m.elapsed_s;
   j["tokens_seen"] = m.tokens_seen;
   j["peak_memory_mb"] = m.peak_memory_mb;
+  j["skipped_steps"] = m.skipped_steps;
   const std::string text = j.dump() + "\n";
   std::fwrite(text.data(), 1, text.size(), jsonl_);
   std::fflush(jsonl_);
@@ -68,6 +71,7 @@ void MetricsLogger::log(const StepMetrics& m) {
   tensorboard_->add_scalar("perf/tokens_per_s", m.step, m.tokens_per_s);
   if (m.mfu) tensorboard_->add_scalar("perf/mfu", m.step, *m.mfu);
   tensorboard_->add_scalar("perf/peak_memory_mb", m.step, m.peak_memory_mb);
+  tensorboard_->add_scalar("train/skipped_steps", m.step, static_cast<double>(m.skipped_steps));
   tensorboard_->flush();
 }
 

@@ -28,6 +28,7 @@ struct StepMetrics {
   // Peak memory so far above the process at rest (before the model existed), the largest
   // over ranks, in MB: peak RSS (VmHWM) on the CPU, the caching allocator's peak on CUDA.
   double peak_memory_mb = 0;
+  int64_t skipped_steps = 0;     // updates skipped so far in this process (train.nonfinite, train.spike_factor)
 };
 
 class MetricsLogger {

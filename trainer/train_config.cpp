@@ -84,6 +84,9 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("loss_chunk_tokens", c.train.loss_chunk_tokens);
     s.field("z_loss", c.train.z_loss);
     s.field("trainable", c.train.trainable);
+    s.field("nonfinite", c.train.nonfinite);
+    s.field("max_consecutive_skips", c.train.max_consecutive_skips);
+    s.field("spike_factor", c.train.spike_factor);
   });
   b.section("optim", [&](ConfigBinder& s) { bind_optim(s, c.lr, c.adamw); });
   b.section("data", [&](ConfigBinder& s) {
@@ -146,8 +149,17 @@ void TrainLoopConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, seq_len > 0, "train.seq_len must be positive, got ", seq_len);
   PAJAMA_CHECK_AS(ConfigError, device == "auto" || device == "cpu" || device == "cuda",
                   "train.device must be auto, cpu or cuda; got '", device, "'");
+  PAJAMA_CHECK_AS(ConfigError, dtype != "fp16" && dtype != "float16",
+                  "train.dtype fp16 is not supported: it needs dynamic loss scaling, whose collapse made "
+                  "Chinese-LLaMA move to bf16; use train.dtype: bf16 (same memory, fp32's exponent range)");
   PAJAMA_CHECK_AS(ConfigError, dtype == "auto" || dtype == "fp32" || dtype == "bf16",
                   "train.dtype must be auto, fp32 or bf16; got '", dtype, "'");
+  PAJAMA_CHECK_AS(ConfigError, nonfinite == "skip" || nonfinite == "stop", "train.nonfinite must be skip or stop; got '",
+                  nonfinite, "'");
+  PAJAMA_CHECK_AS(ConfigError, max_consecutive_skips >= 0, "train.max_consecutive_skips must be >= 0, got ",
+                  max_consecutive_skips);
+  PAJAMA_CHECK_AS(ConfigError, spike_factor == 0 || spike_factor > 1, "train.spike_factor must be 0 (off) or > 1, got ",
+                  spike_factor);
   PAJAMA_CHECK_AS(ConfigError, threads >= 0, "train.threads must be >= 0, got ", threads);
   training_options(*this).validate();
   validate_trainable(trainable);

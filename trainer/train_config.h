@@ -43,6 +43,9 @@ struct TrainLoopConfig {
   int64_t loss_chunk_tokens = 1024;     // tokens per chunk of the LM head + cross-entropy
   double z_loss = 0.0;                  // weight of mean(logsumexp^2) in the loss (0 = off)
   std::vector<std::string> trainable = {"all"};  // all | HF parameter names / globs (trainer/trainable.h)
+  std::string nonfinite = "skip";       // a non-finite loss or gradient on any rank: skip the update | stop
+  int64_t max_consecutive_skips = 10;   // skipped steps in a row (non-finite or spikes) before the run aborts
+  double spike_factor = 0;              // skip a step whose gradient norm exceeds this x the running median (0 = off)
   void validate() const;
 };
 

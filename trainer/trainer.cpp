@@ -1,9 +1,17 @@
 #include "trainer/trainer.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -23,6 +31,19 @@ namespace pajama {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+// The spike rule's running median: over the last kSpikeWindow applied steps, once at
+// least kSpikeMinHistory of them exist.
+constexpr size_t kSpikeWindow = 100;
+constexpr size_t kSpikeMinHistory = 20;
+
+void append_line(const fs::path& path, const std::string& line) {
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  PAJAMA_CHECK(f != nullptr, "cannot open ", path.string(), " for appending: ", std::strerror(errno));
+  std::fprintf(f, "%s\n", line.c_str());
+  std::fclose(f);
+}
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -96,12 +117,29 @@ NamedParameters trainable_parameters(Llama& model, const std::vector<std::string
 
 }  // namespace
 
+NanTestHook NanTestHook::from_env() {
+  NanTestHook h;
+  const char* v = std::getenv("PAJAMA_TEST_NAN");
+  if (v == nullptr) return h;
+  long long rank = -1, step = -1, count = 1;
+  double factor = h.factor;
+  const int n = std::sscanf(v, "%lld:%lld:%lld:%lf", &rank, &step, &count, &factor);
+  PAJAMA_CHECK(n >= 2 && rank >= 0 && step >= 1 && count >= 1, "PAJAMA_TEST_NAN must be RANK:STEP[:COUNT[:FACTOR]], got '",
+               v, "'");
+  h.rank = static_cast<int>(rank);
+  h.step = step;
+  h.count = count;
+  h.factor = factor;
+  return h;
+}
+
 Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
     : cfg_(cfg),
       world_(world),
       device_(resolve_device(cfg.train, world)),
       dtype_(resolve_dtype(cfg.train, device_)),
-      comm_(comm) {
+      comm_(comm),
+      nan_hook_(NanTestHook::from_env()) {
   if (device_.is_cpu()) {
     const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
     const int64_t threads = cfg.train.threads > 0 ? cfg.train.threads : std::max<int64_t>(1, cores / world.local_size);
@@ -190,8 +228,8 @@ int Trainer::train() {
     if (stop) {
       checkpointer_->flush();
       log_info("stop requested by a signal: checkpoint for step ", step_, " written to ", cfg_.run.output_dir,
-               "; run the same command again to resume");
-      return 0;
+               "; run the same command again to resume (exit code ", kExitStopped, ")");
+      return kExitStopped;
     }
   }
   checkpointer_->flush();
@@ -208,6 +246,7 @@ StepStats Trainer::train_step() {
   const int64_t t = cfg_.train.seq_len;
   optimizer_->zero_grad();
   s.loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  const bool inject_nan = nan_hook_.fires(world_.rank, step_ + 1);
   for (int64_t m = 0; m < num_micro; ++m) {
     loader_->fill_micro_batch(m, batch_buffer_.data());
     auto batch = torch::from_blob(batch_buffer_.data(), {b, t + 1}, torch::kInt32).to(device_, torch::kInt64);
@@ -217,12 +256,68 @@ StepStats Trainer::train_step() {
     // Each micro loss is scaled by 1/num_micro so the accumulated gradient is the
     // mean over this rank's share of the batch; the optimizer averages over ranks.
     auto loss = model_->loss(inputs, targets) / static_cast<double>(num_micro);
+    if (inject_nan) loss = loss * nan_hook_.factor;
     loss.backward();
     s.loss_sum += loss.detach();
   }
+  // Whether any rank's loss or gradients are not finite rides on the norm's all-reduce.
+  s.grad_norm = optimizer_->prepare_step(torch::isfinite(s.loss_sum).logical_not().to(torch::kFloat32));
+  s.skipped = skip_reason(s.grad_norm);
+  if (!s.skipped.empty()) {
+    optimizer_->skip_step();
+    record_skip(s);
+    return s;
+  }
+  consecutive_skips_ = 0;
+  if (cfg_.train.spike_factor > 0) {
+    recent_norms_.push_back(s.grad_norm);
+    if (recent_norms_.size() > kSpikeWindow) recent_norms_.erase(recent_norms_.begin());
+  }
   checkpointer_->before_parameter_update();  // a GPU snapshot's copies finish before the update
-  s.grad_norm = optimizer_->step(s.lr, cfg_.train.grad_clip);
+  optimizer_->apply_step(s.lr, cfg_.train.grad_clip);
   return s;
+}
+
+std::string Trainer::skip_reason(double grad_norm) const {
+  const int64_t step = step_ + 1;
+  const int64_t first = loader_->consumed_samples(), last = first + cfg_.train.global_batch_size;
+  if (!std::isfinite(grad_norm)) {
+    PAJAMA_CHECK(cfg_.train.nonfinite == "skip", "step ", step, ": the loss or the gradients are not finite on at "
+                 "least one rank (data: global samples [", first, ", ", last, ")); train.nonfinite is stop. Resume from "
+                 "the last checkpoint, e.g. with a lower optim.lr, or set train.nonfinite: skip");
+    return "non-finite loss or gradient norm on at least one rank";
+  }
+  if (cfg_.train.spike_factor > 0 && recent_norms_.size() >= kSpikeMinHistory) {
+    std::vector<double> sorted = recent_norms_;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2), sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    if (grad_norm > cfg_.train.spike_factor * median) {
+      return str("gradient norm ", grad_norm, " > train.spike_factor ", cfg_.train.spike_factor, " x running median ",
+                 median);
+    }
+  }
+  return "";
+}
+
+void Trainer::record_skip(const StepStats& stats) {
+  const int64_t step = step_ + 1;
+  const int64_t first = loader_->consumed_samples(), last = first + cfg_.train.global_batch_size;
+  ++consecutive_skips_;
+  ++skipped_steps_;
+  log_warn("step ", step, " skipped (", stats.skipped, "); its data, global samples [", first, ", ", last,
+           "), is not used; ", consecutive_skips_, " skipped in a row, ", skipped_steps_, " in this run");
+  if (world_.is_main()) {
+    const nlohmann::json j = {{"step", step},
+                              {"reason", stats.skipped},
+                              {"grad_norm", std::isfinite(stats.grad_norm) ? nlohmann::json(stats.grad_norm) : nullptr},
+                              {"consumed_samples", first},
+                              {"samples", {first, last}}};
+    append_line(fs::path(cfg_.run.output_dir) / "skipped_steps.jsonl", j.dump());
+  }
+  PAJAMA_CHECK(consecutive_skips_ <= cfg_.train.max_consecutive_skips, consecutive_skips_,
+               " steps in a row were skipped (train.max_consecutive_skips ", cfg_.train.max_consecutive_skips,
+               "), the last at step ", step, " (data: global samples [", first, ", ", last, ")): ", stats.skipped,
+               ". Stopping; resume from the last checkpoint, e.g. with a lower optim.lr");
 }
 
 double Trainer::global_mean_loss(const torch::Tensor& local_loss) {
@@ -247,6 +342,7 @@ void Trainer::maybe_log(const StepStats& stats) {
   m.loss = global_mean_loss(stats.loss_sum);
   m.lr = stats.lr;
   m.grad_norm = stats.grad_norm;
+  m.skipped_steps = skipped_steps_;
   const auto now = Clock::now();
   const double dt = seconds_between(last_log_time_, now);
   const double steps = static_cast<double>(step_ - last_log_step_);

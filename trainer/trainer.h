@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,9 +26,29 @@ namespace pajama {
 
 struct StepStats {
   torch::Tensor loss_sum;   // this rank's mean micro-batch loss (scalar tensor; read at log steps only)
-  double grad_norm = 0;
+  double grad_norm = 0;     // NaN when some rank's loss or gradients were not finite
   double lr = 0;
+  std::string skipped;      // why the update was skipped ("" = applied)
 };
+
+// A test hook, not a user option: PAJAMA_TEST_NAN=RANK:STEP[:COUNT[:FACTOR]] multiplies
+// that rank's loss by FACTOR (default NaN) at steps STEP..STEP+COUNT-1 (1-based), to test
+// train.nonfinite and train.spike_factor.
+struct NanTestHook {
+  int rank = -1;
+  int64_t step = -1;
+  int64_t count = 1;
+  double factor = std::numeric_limits<double>::quiet_NaN();
+  static NanTestHook from_env();
+  bool fires(int r, int64_t s) const { return r == rank && s >= step && s < step + count; }
+};
+
+// Exit codes of `pajama train` (README): 0 training reached train.max_steps (or had
+// nothing left to do); 1 an error; 2 a config or usage error; kExitStopped a stop signal
+// (SIGTERM/SIGINT/SIGUSR1) ended it early after a checkpoint, so running the same command
+// again resumes: sysexits' EX_TEMPFAIL, "try again later". Wrappers (launch/slurm.sbatch)
+// requeue on it.
+constexpr int kExitStopped = 75;
 
 class Trainer {
  public:
@@ -41,6 +62,10 @@ class Trainer {
 
  private:
   StepStats train_step();
+  // Decides between applying and skipping the prepared update (train.nonfinite,
+  // train.spike_factor); throws when the run must stop. Returns the reason of a skip.
+  std::string skip_reason(double grad_norm) const;
+  void record_skip(const StepStats& stats);
   void maybe_log(const StepStats& stats);
   double global_mean_loss(const torch::Tensor& local_loss);
   double max_over_ranks(double value);
@@ -57,6 +82,10 @@ class Trainer {
   std::unique_ptr<Checkpointer> checkpointer_;
   std::unique_ptr<Evaluator> evaluator_;
   std::vector<int32_t> batch_buffer_;
+  NanTestHook nan_hook_;
+  std::vector<double> recent_norms_;  // gradient norms of the last applied steps (spike rule)
+  int64_t consecutive_skips_ = 0;
+  int64_t skipped_steps_ = 0;         // in this process's run
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;
   double flops_per_token_ = 0;

@@ -14,6 +14,7 @@
 #include "data/indexed_dataset.h"
 #include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
+#include "trainer/trainer.h"
 #include "test_util.h"
 
 namespace pajama {
@@ -282,8 +283,9 @@ TEST_F(CheckpointE2E, CheckpointPlanMatchesTheFilesAndTheSnapshot) {
 }
 
 // A scheduler's SIGTERM to the launcher (launch/mpirun.sh) makes every rank write a
-// checkpoint at the next step boundary; the job exits 0 and the next run resumes.
-TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsZero) {
+// checkpoint at the next step boundary; the job exits with kExitStopped (75, not 0:
+// wrappers tell it from a finished run) and the next run resumes.
+TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsStopped) {
   const std::string run = runs_.str("term");
   const std::string train = cmd(run, 100000, "--set checkpoint.every_steps=0 --set optim.decay_steps=100000");
   // launch/mpirun.sh takes the train options after --config; reuse them as --set pairs.
@@ -297,7 +299,7 @@ TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsZero) {
   ::kill(launcher, SIGTERM);
   const int code = testing::wait_exit(launcher);
   const std::string log = testing::read_text(runs_.str("term.log"));
-  EXPECT_EQ(code, 0) << log;
+  EXPECT_EQ(code, kExitStopped) << log;
   EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
   const auto before = read_metrics(run);
   ASSERT_FALSE(before.empty()) << log;
@@ -309,7 +311,7 @@ TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsZero) {
 }
 
 // Under plain mpirun a SIGUSR1 (which mpirun forwards) does the same.
-TEST_F(CheckpointE2E, SigusrToMpirunWritesACheckpointAndExitsZero) {
+TEST_F(CheckpointE2E, SigusrToMpirunWritesACheckpointAndExitsStopped) {
   const std::string run = runs_.str("usr1");
   const pid_t launcher =
       testing::spawn_command(testing::mpirun(2) + cmd(run, 100000, "--set checkpoint.every_steps=0"), runs_.str("usr1.log"));
@@ -318,7 +320,7 @@ TEST_F(CheckpointE2E, SigusrToMpirunWritesACheckpointAndExitsZero) {
   ::kill(launcher, SIGUSR1);
   const int code = testing::wait_exit(launcher);
   const std::string log = testing::read_text(runs_.str("usr1.log"));
-  EXPECT_EQ(code, 0) << log;
+  EXPECT_EQ(code, kExitStopped) << log;
   EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
   EXPECT_FALSE(read_metrics(run).empty());
 }

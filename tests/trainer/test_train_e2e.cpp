@@ -132,5 +132,88 @@ TEST(TrainE2E, UnevenBatchOverRanksIsAConfigError) {
   EXPECT_NE(r.output.find("does not split evenly"), std::string::npos) << r.output;
 }
 
+// train.nonfinite / train.spike_factor with a NaN (or a huge factor) injected into one
+// rank's loss through the PAJAMA_TEST_NAN hook: every rank skips the same step, says so,
+// and training continues; too many skips in a row, or train.nonfinite: stop, end the run
+// with a non-zero exit naming the step and the data.
+struct JsonRecords {
+  std::vector<nlohmann::json> lines;
+};
+JsonRecords read_jsonl(const std::filesystem::path& p) {
+  JsonRecords out;
+  std::istringstream in(testing::read_text(p));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.lines.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+constexpr const char* kSkipRun =
+    "--set log.every_steps=1 --set checkpoint.every_steps=0 --set checkpoint.save_final=false --set train.threads=1 ";
+
+TEST(TrainE2E, NonFiniteLossOnOneRankSkipsTheStepOnEveryRank) {
+  TempDir dir;
+  const auto r = testing::run_command("env PAJAMA_TEST_NAN=1:5 " + testing::mpirun(2) + "-x PAJAMA_TEST_NAN " +
+                                      train_cmd(dir.str("run"), std::string(kSkipRun) + "--set train.max_steps=8"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* rank : {"[rank 0]", "[rank 1]"}) {
+    EXPECT_NE(r.output.find(std::string(rank) + " warning: step 5 skipped (non-finite loss or gradient norm"),
+              std::string::npos)
+        << r.output;
+  }
+  const auto skips = read_jsonl(dir.path() / "run" / "skipped_steps.jsonl").lines;
+  ASSERT_EQ(skips.size(), 1u);
+  EXPECT_EQ(skips[0].at("step"), 5);
+  EXPECT_EQ(skips[0].at("samples"), nlohmann::json::array({64, 80}));  // 4 steps x 16 before it
+  const auto metrics = read_jsonl(dir.path() / "run" / "metrics.jsonl").lines;
+  ASSERT_EQ(metrics.size(), 8u);
+  for (const auto& m : metrics) {
+    const int64_t step = m.at("step");
+    EXPECT_EQ(m.at("skipped_steps").get<int64_t>(), step >= 5 ? 1 : 0) << m.dump();
+    if (step != 5) {
+      EXPECT_TRUE(std::isfinite(m.at("loss").get<double>())) << m.dump();
+    }
+  }
+  EXPECT_LT(metrics.back().at("loss").get<double>(), metrics.front().at("loss").get<double>());
+}
+
+TEST(TrainE2E, TooManySkipsInARowOrNonfiniteStopEndTheRun) {
+  TempDir dir;
+  auto r = testing::run_command("env PAJAMA_TEST_NAN=0:3:5 " + testing::mpirun(2) + "-x PAJAMA_TEST_NAN " +
+                                train_cmd(dir.str("a"), std::string(kSkipRun) +
+                                                            "--set train.max_steps=10 --set train.max_consecutive_skips=2"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 steps in a row were skipped (train.max_consecutive_skips 2), the last at step 5 (data: "
+                          "global samples [64, 80))"),
+            std::string::npos)
+      << r.output;
+  r = testing::run_command("env PAJAMA_TEST_NAN=1:2 " + testing::mpirun(2) + "-x PAJAMA_TEST_NAN " +
+                           train_cmd(dir.str("b"), std::string(kSkipRun) +
+                                                       "--set train.max_steps=10 --set train.nonfinite=stop"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step 2: the loss or the gradients are not finite on at least one rank (data: global samples "
+                          "[16, 32)); train.nonfinite is stop"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(TrainE2E, GradientNormSpikeIsSkipped) {
+  TempDir dir;
+  // Rank 0's loss x 1e4 at step 24: its gradient norm is far above 10 x the median of the
+  // 23 before it.
+  const auto r = testing::run_command("env PAJAMA_TEST_NAN=0:24:1:1e4 " +
+                                      train_cmd(dir.str("run"), std::string(kSkipRun) +
+                                                                    "--set train.max_steps=26 --set train.spike_factor=10"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto skips = read_jsonl(dir.path() / "run" / "skipped_steps.jsonl").lines;
+  ASSERT_EQ(skips.size(), 1u) << r.output;
+  EXPECT_EQ(skips[0].at("step"), 24);
+  EXPECT_NE(skips[0].at("reason").get<std::string>().find("> train.spike_factor 10 x running median"),
+            std::string::npos)
+      << skips[0].dump();
+  EXPECT_GT(skips[0].at("grad_norm").get<double>(), 100.0);
+}
+
 }  // namespace
 }  // namespace pajama
