@@ -4,8 +4,10 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,45 @@ int64_t scatter_gather_bytes(int64_t full_bytes, int n);
 void check_tensor(const torch::Tensor& t, const torch::Device& device, int rank, const char* op);
 void check_counts(const std::vector<int64_t>& counts, int size, int rank, const char* op);
 int64_t sum_counts(const std::vector<int64_t>& counts);
+
+// The hang forensics of a communicator: its last kCapacity collectives (sequence
+// number, operation, element count, dtype, wall-clock start, CommSite, done or pending).
+// A timed-out collective's error carries dump(), so every rank's log shows where it
+// was; the first sequence number at which ranks disagree names the rank that diverged.
+class CollectiveRing {
+ public:
+  static constexpr size_t kCapacity = 16;
+  // Records the start of a collective; returns its sequence number (1, 2, ...).
+  uint64_t begin(const char* op, int64_t numel, torch::ScalarType dtype);
+  void end(uint64_t seq);
+  // "recent collectives of rank R (oldest first):\n  seq ... " one line per entry.
+  std::string dump(int rank) const;
+  uint64_t last_seq() const;
+
+ private:
+  struct Entry {
+    uint64_t seq = 0;
+    const char* op = "";
+    int64_t numel = 0;
+    torch::ScalarType dtype = torch::kFloat32;
+    std::chrono::system_clock::time_point start;
+    std::chrono::steady_clock::time_point start_steady;
+    double seconds = -1;  // duration once done; < 0 while pending
+    const char* site = "";
+  };
+  mutable std::mutex mu_;  // NCCL completes collectives from its polling path
+  std::vector<Entry> entries_;
+  uint64_t next_ = 1;
+};
+
+// A test hook, not a user option: PAJAMA_TEST_COMM_STALL=RANK:SEQ makes that rank's
+// collective number SEQ stall (as if a peer never joined) until its deadline passes.
+struct CommStallHook {
+  int rank = -1;
+  uint64_t seq = 0;
+  static CommStallHook from_env();
+  bool fires(int r, uint64_t s) const { return r == rank && s == seq; }
+};
 
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const CommConfig& config);
 #ifdef PAJAMA_WITH_CUDA

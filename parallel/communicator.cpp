@@ -1,7 +1,10 @@
 #include "parallel/communicator.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "core/error.h"
 #include "parallel/comm_detail.h"
@@ -56,7 +59,77 @@ int64_t sum_counts(const std::vector<int64_t>& counts) {
   return s;
 }
 
+uint64_t CollectiveRing::begin(const char* op, int64_t numel, torch::ScalarType dtype) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry e;
+  e.seq = next_++;
+  e.op = op;
+  e.numel = numel;
+  e.dtype = dtype;
+  e.start = std::chrono::system_clock::now();
+  e.start_steady = std::chrono::steady_clock::now();
+  e.site = CommSite::current();
+  if (entries_.size() == kCapacity) entries_.erase(entries_.begin());
+  entries_.push_back(e);
+  return e.seq;
+}
+
+void CollectiveRing::end(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& e : entries_) {
+    if (e.seq == seq) e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e.start_steady).count();
+  }
+}
+
+uint64_t CollectiveRing::last_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_ - 1;
+}
+
+std::string CollectiveRing::dump(int rank) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out = str("recent collectives of rank ", rank, " (oldest first; sequence numbers count this "
+                        "communicator's collectives, equal on every rank that issued the same ones):");
+  const auto now = std::chrono::steady_clock::now();
+  for (const Entry& e : entries_) {
+    const std::time_t t = std::chrono::system_clock::to_time_t(e.start);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(e.start.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char when[32];
+    std::snprintf(when, sizeof when, "%02d:%02d:%02d.%03d UTC", tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    char line[256];
+    const double pending = std::chrono::duration<double>(now - e.start_steady).count();
+    std::snprintf(line, sizeof line, "\n  seq %6" PRIu64 "  %-18s %12" PRId64 " %-5s  started %s  from %-28s  %s %.3f s",
+                  e.seq, e.op, e.numel, dtype_name(e.dtype).c_str(), when, e.site,
+                  e.seconds >= 0 ? "done in" : "PENDING for", e.seconds >= 0 ? e.seconds : pending);
+    out += line;
+  }
+  return out;
+}
+
+CommStallHook CommStallHook::from_env() {
+  CommStallHook h;
+  const char* v = std::getenv("PAJAMA_TEST_COMM_STALL");
+  if (v == nullptr) return h;
+  long long rank = -1;
+  unsigned long long seq = 0;
+  PAJAMA_CHECK(std::sscanf(v, "%lld:%llu", &rank, &seq) == 2 && rank >= 0 && seq >= 1,
+               "PAJAMA_TEST_COMM_STALL must be RANK:SEQ, got '", v, "'");
+  h.rank = static_cast<int>(rank);
+  h.seq = seq;
+  return h;
+}
+
 }  // namespace detail
+
+namespace {
+thread_local const char* t_comm_site = "?";
+}  // namespace
+
+CommSite::CommSite(const char* name) : previous_(t_comm_site) { t_comm_site = name; }
+CommSite::~CommSite() { t_comm_site = previous_; }
+const char* CommSite::current() { return t_comm_site; }
 
 namespace {
 

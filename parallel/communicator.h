@@ -71,6 +71,24 @@ class Communicator {
   virtual void set_timeout_s(double /*seconds*/) {}
   // Ends the whole job with `code` (MPI_Abort / ncclCommAbort + MPI_Abort).
   [[noreturn]] virtual void abort(int code) = 0;
+  // This rank's last collectives (operation, sequence number, elements, dtype, start
+  // time, CommSite, done or pending), one per line; a timed-out collective's CommError
+  // carries the same text. Empty for a world of one.
+  virtual std::string recent_collectives() const { return ""; }
+};
+
+// Names where this thread's collectives come from in recent_collectives() (a string
+// literal such as "zero: reduce bucket"); scopes nest and restore the previous name.
+class CommSite {
+ public:
+  explicit CommSite(const char* name);
+  ~CommSite();
+  CommSite(const CommSite&) = delete;
+  CommSite& operator=(const CommSite&) = delete;
+  static const char* current();
+
+ private:
+  const char* previous_;
 };
 
 // MPI is initialised once per process by this call (or earlier ones); safe to call again.

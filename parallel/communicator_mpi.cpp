@@ -167,10 +167,11 @@ class MpiCommunicator final : public Communicator {
     check_tensor(t, torch::kCPU, rank_, "all_reduce");
     check_avg(t, op, "all_reduce");
     const int n = to_int(t.numel(), rank_, "all_reduce");
+    const uint64_t seq = start("all_reduce", t.numel(), t.scalar_type());
     MPI_Request req;
     MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), n, mpi_type(t.scalar_type(), rank_, "all_reduce"),
                                     mpi_op(op, t.scalar_type(), rank_, "all_reduce"), comm_, &req));
-    wait(req, "all_reduce", t.numel(), t.scalar_type());
+    wait(req, seq, "all_reduce", t.numel(), t.scalar_type());
     maybe_average(t, op);
     bytes_sent_ += all_reduce_bytes(t.numel() * t.element_size(), size_);
   }
@@ -234,10 +235,11 @@ class MpiCommunicator final : public Communicator {
     char* out = static_cast<char*>(output.data_ptr());
     const bool in_place = input.numel() == 0 || input.data_ptr() == out + static_cast<size_t>(displs[static_cast<size_t>(rank_)]) * es;
     MPI_Datatype type = mpi_type(output.scalar_type(), rank_, name);
+    const uint64_t seq = start(name, total, output.scalar_type());
     MPI_Request req;
     MPI_CHECK(rank_, MPI_Iallgatherv(in_place ? MPI_IN_PLACE : input.data_ptr(), recv[static_cast<size_t>(rank_)], type,
                                      out, recv.data(), displs.data(), type, comm_, &req));
-    wait(req, name, total, output.scalar_type());
+    wait(req, seq, name, total, output.scalar_type());
     bytes_sent_ += scatter_gather_bytes(total * output.element_size(), size_);
   }
 
@@ -246,21 +248,24 @@ class MpiCommunicator final : public Communicator {
     PAJAMA_CHECK_AS(CommError, root >= 0 && root < size_, "[rank ", rank_, "] broadcast: root ", root,
                     " outside a world of ", size_);
     const int n = to_int(t.numel(), rank_, "broadcast");
+    const uint64_t seq = start("broadcast", t.numel(), t.scalar_type());
     MPI_Request req;
     MPI_CHECK(rank_, MPI_Ibcast(t.data_ptr(), n, mpi_type(t.scalar_type(), rank_, "broadcast"), root, comm_, &req));
-    wait(req, "broadcast", t.numel(), t.scalar_type());
+    wait(req, seq, "broadcast", t.numel(), t.scalar_type());
     if (rank_ == root) bytes_sent_ += t.numel() * t.element_size();
   }
 
   void barrier() override {
+    const uint64_t seq = start("barrier", 0, torch::kUInt8);
     MPI_Request req;
     MPI_CHECK(rank_, MPI_Ibarrier(comm_, &req));
-    wait(req, "barrier", 0, torch::kUInt8);
+    wait(req, seq, "barrier", 0, torch::kUInt8);
   }
 
   double timeout_s() const override { return timeout_s_; }
   void set_timeout_s(double seconds) override { timeout_s_ = seconds; }
   int64_t bytes_sent() const override { return bytes_sent_; }
+  std::string recent_collectives() const override { return ring_.dump(rank_); }
 
   [[noreturn]] void abort(int code) override { mpi_abort_world(code); }
 
@@ -287,10 +292,11 @@ class MpiCommunicator final : public Communicator {
     to_int(total, rank_, name);
     const void* send = recv != nullptr ? input.data_ptr() : MPI_IN_PLACE;
     void* dst = recv != nullptr ? recv : input.data_ptr();
+    const uint64_t seq = start(name, total, input.scalar_type());
     MPI_Request req;
     MPI_CHECK(rank_, MPI_Ireduce_scatter(send, dst, sizes.data(), mpi_type(input.scalar_type(), rank_, name),
                                          mpi_op(op, input.scalar_type(), rank_, name), comm_, &req));
-    wait(req, name, total, input.scalar_type());
+    wait(req, seq, name, total, input.scalar_type());
     bytes_sent_ += scatter_gather_bytes(total * input.element_size(), size_);
   }
 
@@ -301,21 +307,38 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  // Records a collective in the ring. Under the stall test hook this rank never posts
+  // it: it waits out the deadline as if a peer never joined, then times out.
+  uint64_t start(const char* op, int64_t numel, torch::ScalarType dtype) {
+    const uint64_t seq = ring_.begin(op, numel, dtype);
+    if (stall_.fires(rank_, seq)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(timeout_s_));
+      timed_out(op, numel, dtype);
+    }
+    return seq;
+  }
+
+  [[noreturn]] void timed_out(const char* op, int64_t numel, torch::ScalarType dtype) {
+    mark_comm_failed();
+    PAJAMA_FAIL_AS(CommError, "[rank ", rank_, "] ", op, " of ", numel, " ", dtype_name(dtype),
+                   " elements timed out after ", timeout_s_, " s; another rank probably failed or stalled — check its "
+                   "log; compare the sequence numbers below with every rank's\n", ring_.dump(rank_));
+  }
+
   // Polls a request until it completes or the deadline passes. OpenMPI progresses
   // non-blocking collectives inside MPI_Test, so poll often at first, then back off
   // to short sleeps (ranks may share cores).
-  void wait(MPI_Request& req, const char* op, int64_t numel, torch::ScalarType dtype) {
+  void wait(MPI_Request& req, uint64_t seq, const char* op, int64_t numel, torch::ScalarType dtype) {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
     for (int64_t polls = 0;; ++polls) {
       int done = 0;
       MPI_CHECK(rank_, MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-      if (done) return;
-      if (Clock::now() > deadline) {
-        mark_comm_failed();
-        PAJAMA_FAIL_AS(CommError, "[rank ", rank_, "] ", op, " of ", numel, " ", dtype_name(dtype),
-                       " elements timed out after ", timeout_s_, " s; another rank probably failed — check its log");
+      if (done) {
+        ring_.end(seq);
+        return;
       }
+      if (Clock::now() > deadline) timed_out(op, numel, dtype);
       if (polls < 2000) {
         std::this_thread::yield();
       } else {
@@ -329,6 +352,8 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
   double timeout_s_;
   int64_t bytes_sent_ = 0;
+  CollectiveRing ring_;
+  CommStallHook stall_ = CommStallHook::from_env();
 };
 
 }  // namespace

@@ -24,6 +24,8 @@ void ZeroConfig::validate() const {
 
 void CommConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, timeout_s > 0, "parallel.timeout_s must be positive, got ", timeout_s);
+  PAJAMA_CHECK_AS(ConfigError, first_step_timeout_s >= 0,
+                  "parallel.first_step_timeout_s must be >= 0 (0 = 3 x parallel.timeout_s), got ", first_step_timeout_s);
 }
 
 }  // namespace pajama

@@ -27,6 +27,9 @@ struct ZeroConfig {
 
 struct CommConfig {
   double timeout_s = 600.0;    // a collective that takes longer is an error naming the rank and the operation
+  double first_step_timeout_s = 0;  // the same for the first training step (allocations, NCCL set-up, first
+                                    // batches); 0 = 3 x timeout_s
+  double first_step_deadline() const { return first_step_timeout_s > 0 ? first_step_timeout_s : 3 * timeout_s; }
   void validate() const;
 };
 

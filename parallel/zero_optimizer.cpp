@@ -108,7 +108,10 @@ struct ZeroOptimizer::Impl {
       p.tensor.set_data(view.view(p.shape));
     }
     // Every rank starts from rank 0's values, whatever its own initialisation did.
-    if (n > 1) comm.broadcast(flat_param, 0);
+    if (n > 1) {
+      CommSite site("zero: broadcast parameters");
+      comm.broadcast(flat_param, 0);
+    }
 
     // fp32 parameters are their own master weights; bf16 ones get an fp32 copy.
     master = flat_param.narrow(0, own_lo, own_hi - own_lo);
@@ -294,6 +297,7 @@ struct ZeroOptimizer::Impl {
       covered = hi;
     }
     if (covered < b.hi) buf.narrow(0, covered - b.lo, b.hi - covered).zero_();
+    CommSite site("zero: reduce gradient bucket");
     const std::vector<int64_t> counts = split_counts(b.lo, b.hi, partition_numel, n);
     const int64_t mine = counts[static_cast<size_t>(rank)];
     const int64_t out_lo = mine > 0 ? std::max(b.lo, own_lo) - own_lo : 0;
@@ -322,6 +326,7 @@ struct ZeroOptimizer::Impl {
       comm.set_overlap(false);
       return grad_partition;
     }
+    CommSite site("zero: all-reduce gradients");
     const int64_t chunk = round_up(zero.reduce_bucket_size, n);
     for (int64_t lo = 0; lo < padded_numel && n > 1; lo += chunk) {
       torch::Tensor part = flat_grad.narrow(0, lo, std::min(chunk, padded_numel - lo));
@@ -343,6 +348,7 @@ struct ZeroOptimizer::Impl {
     torch::Tensor mine = flat_param.narrow(0, own_lo, own_hi - own_lo);
     if (master.data_ptr() != mine.data_ptr()) mine.copy_(master);
     if (zero.stage == 0 || n == 1) return;
+    CommSite site("zero: all-gather parameters");
     const int64_t size = round_up(zero.allgather_bucket_size, n);
     for (int64_t lo = 0; lo < padded_numel; lo += size) {
       const int64_t hi = std::min(lo + size, padded_numel);
@@ -373,6 +379,7 @@ struct ZeroOptimizer::Impl {
       sq += norm_part.narrow(0, lo, std::min(kNormChunk, norm_part.numel() - lo)).square().sum(torch::kFloat64);
     }
     if (local_nonfinite.defined()) sums.narrow(0, 1, 1).copy_(local_nonfinite.reshape({1}).to(sums.options()));
+    CommSite site("zero: gradient norm");
     comm.all_reduce(sums, ReduceOp::kSum);
     norm = sums.narrow(0, 0, 1).sqrt();
     prepared = true;

@@ -284,6 +284,7 @@ SavePart Checkpointer::capture(int64_t step, Llama& model, ZeroOptimizer& optimi
 
 void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, const TrainerState& state,
                         const std::string& config_yaml) {
+  CommSite site("checkpoint: save");
   flush();
   const fs::path final_dir = checkpoints_dir() / checkpoint_dir_name(step);
   try {
@@ -324,6 +325,7 @@ bool Checkpointer::end_of_step(bool stop_requested) {
 }
 
 void Checkpointer::flush() {
+  CommSite site("checkpoint: flush");
   if (!in_flight_) return;
   if (in_flight_->write.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     log_info("waiting for checkpoint ", checkpoint_dir_name(in_flight_->step), " to be written");
@@ -581,6 +583,7 @@ std::vector<std::string> Checkpointer::load_optimizer_ranges(ZeroOptimizer& opti
 std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimizer& optimizer,
                                                        const std::string& config_yaml, const std::string& new_vocab_init,
                                                        uint64_t seed) {
+  CommSite site("checkpoint: resume");
   const LlamaConfig& shape = model->config();
   if (cfg_.resume == "none") return std::nullopt;
   const std::vector<fs::path> candidates = resume_candidates();

@@ -54,6 +54,7 @@ double Evaluator::run(Llama& model, const torch::Device& device, int64_t step) {
     loader_->advance();
   }
   torch::Tensor mean = torch::full({1}, local / static_cast<double>(count), torch::kFloat32).to(comm_.device());
+  CommSite site("eval: mean loss");
   comm_.all_reduce(mean, ReduceOp::kAvg);
   const double loss = mean.item<double>();
   log_info("eval  step ", step, " | loss ", loss, " | ppl ", std::exp(loss));

@@ -103,6 +103,7 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
     s.field("overlap_comm", c.zero.overlap_comm);
     s.field("reduce_dtype", c.zero.reduce_dtype);
     s.field("timeout_s", c.comm.timeout_s);
+    s.field("first_step_timeout_s", c.comm.first_step_timeout_s);
   });
   b.section("checkpoint", [&](ConfigBinder& s) {
     s.field("every_steps", c.checkpoint.every_steps);

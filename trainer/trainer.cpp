@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -211,8 +212,14 @@ int Trainer::train() {
              "; raise train.max_steps to continue");
     return 0;
   }
+  const int64_t first_step = step_;
   while (step_ < max_steps) {
+    // The first step allocates, sets up NCCL's channels and fills the first batches: it
+    // gets its own, longer deadline.
+    std::optional<ScopedCommTimeout> first_deadline;
+    if (step_ == first_step) first_deadline.emplace(comm_, cfg_.comm.first_step_deadline());
     StepStats stats = train_step();
+    first_deadline.reset();
     ++step_;
     tokens_seen_ += cfg_.train.global_batch_size * cfg_.train.seq_len;
     loader_->advance();
@@ -220,7 +227,10 @@ int Trainer::train() {
     if (evaluator_->should_run(step_, max_steps)) evaluator_->run(model_, device_, step_);
 
     // One all-reduce per step: the stop flag and whether a background save is done.
-    const bool stop = checkpointer_->end_of_step(stop_signal_received() != 0);
+    const bool stop = [&] {
+      CommSite site("trainer: end of step");
+      return checkpointer_->end_of_step(stop_signal_received() != 0);
+    }();
     if (stop || checkpointer_->should_save(step_, max_steps)) {
       checkpointer_->save(step_, model_, *optimizer_,
                           TrainerState{step_, loader_->consumed_samples(), tokens_seen_}, dump_train_config(cfg_));
@@ -321,6 +331,7 @@ void Trainer::record_skip(const StepStats& stats) {
 }
 
 double Trainer::global_mean_loss(const torch::Tensor& local_loss) {
+  CommSite site("trainer: mean loss");
   torch::Tensor l = local_loss.to(torch::kFloat64).reshape({1}).contiguous();
   if (device_.is_cuda()) l = l.to(torch::kFloat32);
   comm_.all_reduce(l, ReduceOp::kAvg);
@@ -328,6 +339,7 @@ double Trainer::global_mean_loss(const torch::Tensor& local_loss) {
 }
 
 double Trainer::max_over_ranks(double value) {
+  CommSite site("trainer: peak memory");
   torch::Tensor t = torch::full({1}, value, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   comm_.all_reduce(t, ReduceOp::kMax);
   return t.item<double>();
@@ -378,12 +390,18 @@ int run_training(const std::string& config_file, const std::vector<std::string>&
       write_file_atomic(std::filesystem::path(cfg.run.output_dir) / "config.yaml", resolved);
       log_info("resolved config (", config_file, "):\n", resolved);
     }
-    comm->barrier();
+    {
+      CommSite site("start-up");
+      comm->barrier();
+    }
     Trainer trainer(cfg, world, *comm);
     return trainer.train();
   } catch (const std::exception& e) {
     const int code = dynamic_cast<const ConfigError*>(&e) != nullptr ? 2 : 1;
     log_error(e.what());
+    // Peers whose collectives time out at about the same moment get a little time to
+    // print their recent collectives before the abort ends them.
+    if (dynamic_cast<const CommError*>(&e) != nullptr && world.size > 1) std::this_thread::sleep_for(std::chrono::seconds(2));
     if (comm && world.size > 1) comm->abort(code);
     return code;
   }

@@ -288,7 +288,7 @@ class NcclCommunicator final : public Communicator {
     while (!done.query()) {
       check_failed();
       if (Clock::now() > deadline) fail(str("[rank ", rank_, "] barrier timed out after ", timeout_s_,
-                                            " s; another rank probably failed — check its log"));
+                                            " s; another rank probably failed — check its log\n", ring_.dump(rank_)));
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   }
@@ -306,6 +306,7 @@ class NcclCommunicator final : public Communicator {
   double timeout_s() const override { return timeout_s_; }
   void set_timeout_s(double seconds) override { timeout_s_ = seconds; }
   int64_t bytes_sent() const override { return bytes_sent_; }
+  std::string recent_collectives() const override { return ring_.dump(rank_); }
 
   [[noreturn]] void abort(int code) override {
     abort_nccl();
@@ -317,6 +318,7 @@ class NcclCommunicator final : public Communicator {
     std::shared_ptr<at::cuda::CUDAEvent> done;
     Clock::time_point deadline;
     std::string what;
+    uint64_t seq = 0;  // in ring_
   };
 
   void check_pair(const torch::Tensor& input, const torch::Tensor& output, const char* op) const {
@@ -362,6 +364,7 @@ class NcclCommunicator final : public Communicator {
   void run(const char* op, int64_t numel, torch::ScalarType dtype, std::initializer_list<torch::Tensor> tensors,
            Issue&& issue) {
     check_failed();
+    const uint64_t seq = ring_.begin(op, numel, dtype);
     c10::cuda::CUDAGuard guard(device_);
     const c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device_.index());
     at::cuda::CUDAEvent ready;
@@ -378,7 +381,7 @@ class NcclCommunicator final : public Communicator {
     {
       std::lock_guard<std::mutex> lock(mu_);
       pending_.push_back(Pending{done, deadline_after(timeout_s_),
-                                 str(op, " of ", numel, " ", dtype_name(dtype), " elements")});
+                                 str(op, " of ", numel, " ", dtype_name(dtype), " elements"), seq});
     }
     cv_.notify_all();
   }
@@ -396,7 +399,7 @@ class NcclCommunicator final : public Communicator {
       }
       if (Clock::now() > deadline) {
         fail(str("[rank ", rank_, "] ", op, " timed out after ", timeout_s_,
-                 " s; another rank probably failed — check its log"));
+                 " s; another rank probably failed — check its log\n", ring_.dump(rank_)));
       }
       std::this_thread::yield();
     }
@@ -410,11 +413,14 @@ class NcclCommunicator final : public Communicator {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       cv_.wait_for(lock, std::chrono::milliseconds(100));
-      while (!pending_.empty() && pending_.front().done->query()) pending_.pop_front();
+      while (!pending_.empty() && pending_.front().done->query()) {
+        ring_.end(pending_.front().seq);
+        pending_.pop_front();
+      }
       std::string error;
       if (!pending_.empty() && Clock::now() > pending_.front().deadline) {
         error = str("[rank ", rank_, "] ", pending_.front().what, " timed out after ", timeout_s_,
-                    " s; another rank probably failed — check its log");
+                    " s; another rank probably failed — check its log\n", ring_.dump(rank_));
       }
       if (error.empty() && !failed_.load()) {
         std::lock_guard<std::mutex> guard(abort_mu_);
@@ -469,6 +475,7 @@ class NcclCommunicator final : public Communicator {
   torch::Tensor flag_;  // (1) int32, the barrier's payload
   bool overlap_ = false;
   int64_t bytes_sent_ = 0;
+  CollectiveRing ring_;
 
   std::mutex mu_;  // guards pending_, error_, stop_
   std::condition_variable cv_;

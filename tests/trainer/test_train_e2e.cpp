@@ -3,6 +3,7 @@
 // loss and gradient norm at every step.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -213,6 +214,37 @@ TEST(TrainE2E, GradientNormSpikeIsSkipped) {
             std::string::npos)
       << skips[0].dump();
   EXPECT_GT(skips[0].at("grad_norm").get<double>(), 100.0);
+}
+
+// Hang forensics: one rank stalled in a collective (PAJAMA_TEST_COMM_STALL makes its
+// collective number SEQ wait out the deadline as if a peer never came). Every rank prints
+// its recent collectives with the pending sequence number, and the job ends non-zero soon
+// after the timeout. The first step has its own, longer deadline.
+TEST(TrainE2E, StalledCollectiveEndsTheJobWithEveryRanksRecentCollectives) {
+  TempDir dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = testing::run_command("env PAJAMA_TEST_COMM_STALL=1:30 " + testing::mpirun(2) + "-x PAJAMA_TEST_COMM_STALL " +
+                                train_cmd(dir.str("a"), std::string(kSkipRun) +
+                                                            "--set train.max_steps=50 --set parallel.timeout_s=4"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(seconds, 30.0) << "the job must end soon after the 4 s timeout";
+  for (int rank : {0, 1}) {
+    const std::string head = "recent collectives of rank " + std::to_string(rank);
+    const auto at = r.output.find(head);
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const std::string dump = r.output.substr(at, 4000);
+    EXPECT_NE(dump.find("seq     30"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("PENDING for"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("from zero: gradient norm"), std::string::npos) << dump;
+  }
+  // In the first step (collective 6, its gradient norm) the deadline is parallel.first_step_timeout_s.
+  r = testing::run_command("env PAJAMA_TEST_COMM_STALL=0:6 " + testing::mpirun(2) + "-x PAJAMA_TEST_COMM_STALL " +
+                           train_cmd(dir.str("b"), std::string(kSkipRun) +
+                                                       "--set train.max_steps=5 --set parallel.timeout_s=2 "
+                                                       "--set parallel.first_step_timeout_s=5"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("timed out after 5 s"), std::string::npos) << r.output;
 }
 
 }  // namespace
