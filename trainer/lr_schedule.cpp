@@ -14,8 +14,26 @@ void LrScheduleConfig::validate() const {
                   min_lr_ratio);
   PAJAMA_CHECK_AS(ConfigError, warmup_steps >= 0, "optim.warmup_steps must be >= 0, got ", warmup_steps);
   PAJAMA_CHECK_AS(ConfigError, decay_steps >= 0, "optim.decay_steps must be >= 0, got ", decay_steps);
-  PAJAMA_CHECK_AS(ConfigError, schedule == "cosine" || schedule == "linear" || schedule == "constant",
-                  "optim.schedule must be one of cosine, linear, constant; got '", schedule, "'");
+  PAJAMA_CHECK_AS(ConfigError,
+                  schedule == "cosine" || schedule == "linear" || schedule == "constant" || schedule == "wsd",
+                  "optim.schedule must be one of cosine, linear, constant, wsd; got '", schedule, "'");
+  PAJAMA_CHECK_AS(ConfigError, decay_start >= 0, "optim.decay_start must be >= 0 (0 = from optim.decay_fraction), got ",
+                  decay_start);
+  PAJAMA_CHECK_AS(ConfigError, decay_fraction > 0 && decay_fraction <= 1, "optim.decay_fraction must be in (0, 1], got ",
+                  decay_fraction);
+  PAJAMA_CHECK_AS(ConfigError, decay_shape == "linear" || decay_shape == "cosine" || decay_shape == "1-sqrt",
+                  "optim.decay_shape must be linear, cosine or 1-sqrt; got '", decay_shape, "'");
+  PAJAMA_CHECK_AS(ConfigError, decay_start == 0 || decay_start >= warmup_steps, "optim.decay_start ", decay_start,
+                  " is inside the warmup (optim.warmup_steps ", warmup_steps, ")");
+  PAJAMA_CHECK_AS(ConfigError, decay_start == 0 || decay_steps == 0 || decay_start < decay_steps, "optim.decay_start ",
+                  decay_start, " must come before optim.decay_steps ", decay_steps, " (where the decay ends)");
+}
+
+int64_t wsd_decay_start(const LrScheduleConfig& cfg, int64_t max_steps) {
+  const int64_t end = cfg.decay_steps > 0 ? cfg.decay_steps : max_steps;
+  if (cfg.decay_start > 0) return cfg.decay_start;
+  const auto length = static_cast<int64_t>(std::llround(cfg.decay_fraction * static_cast<double>(end)));
+  return std::max(cfg.warmup_steps, end - length);
 }
 
 double learning_rate(const LrScheduleConfig& cfg, int64_t step, int64_t max_steps) {
@@ -26,6 +44,16 @@ double learning_rate(const LrScheduleConfig& cfg, int64_t step, int64_t max_step
   if (cfg.schedule == "constant") return cfg.lr;
   const int64_t end = cfg.decay_steps > 0 ? cfg.decay_steps : max_steps;
   const double min_lr = cfg.lr * cfg.min_lr_ratio;
+  if (cfg.schedule == "wsd") {
+    const int64_t start = wsd_decay_start(cfg, max_steps);
+    if (step < start) return cfg.lr;
+    if (step >= end) return min_lr;
+    const double p = static_cast<double>(step - start) / static_cast<double>(end - start);
+    const double factor = cfg.decay_shape == "linear"   ? 1.0 - p
+                          : cfg.decay_shape == "cosine" ? 0.5 * (1.0 + std::cos(std::numbers::pi * p))
+                                                        : 1.0 - std::sqrt(p);
+    return min_lr + (cfg.lr - min_lr) * factor;
+  }
   const int64_t span = std::max<int64_t>(1, end - cfg.warmup_steps);
   const double progress =
       std::clamp(static_cast<double>(step - cfg.warmup_steps) / static_cast<double>(span), 0.0, 1.0);

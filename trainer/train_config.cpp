@@ -47,6 +47,9 @@ void bind_optim(ConfigBinder& b, LrScheduleConfig& lr, AdamWConfig& adamw) {
   b.field("warmup_steps", lr.warmup_steps);
   b.field("decay_steps", lr.decay_steps);
   b.field("schedule", lr.schedule);
+  b.field("decay_start", lr.decay_start);
+  b.field("decay_fraction", lr.decay_fraction);
+  b.field("decay_shape", lr.decay_shape);
   b.field("weight_decay", adamw.weight_decay);
   std::vector<double> betas = {adamw.beta1, adamw.beta2};
   b.field("betas", betas);

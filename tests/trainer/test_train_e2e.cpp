@@ -247,5 +247,26 @@ TEST(TrainE2E, StalledCollectiveEndsTheJobWithEveryRanksRecentCollectives) {
   EXPECT_NE(r.output.find("timed out after 5 s"), std::string::npos) << r.output;
 }
 
+// WSD: a stable-phase checkpoint annealed by resuming it with a decay start: the steps
+// before follow the peak lr, the resumed ones decay to the minimum, the change is logged.
+TEST(TrainE2E, WsdStablePhaseCheckpointIsAnnealedOnResume) {
+  TempDir dir;
+  const std::string base = train_cmd(dir.str("run"), "--set log.every_steps=1 --set train.threads=1 "
+                                                      "--set optim.schedule=wsd --set optim.warmup_steps=2 "
+                                                      "--set optim.lr=1e-3 --set optim.min_lr_ratio=0.1 ");
+  auto r = testing::run_command(base + "--set train.max_steps=6 --set optim.decay_start=1000");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_command(base + "--set train.max_steps=10 --set optim.decay_start=6 --set optim.decay_shape=linear");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("optim.decay_start: 1000 -> 6"), std::string::npos) << r.output;
+  const auto m = read_metrics(dir.path() / "run");
+  ASSERT_EQ(m.size(), 10u);
+  for (const auto& rec : m) {
+    const int64_t step0 = rec.step - 1;  // the lr of a logged step is that of its 0-based index
+    const double want = step0 < 2 ? 1e-3 * (step0 + 1) / 2 : step0 < 6 ? 1e-3 : 1e-4 + 9e-4 * (1 - (step0 - 6) / 4.0);
+    EXPECT_NEAR(rec.lr, want, 1e-12) << "step " << rec.step;
+  }
+}
+
 }  // namespace
 }  // namespace pajama
