@@ -2,7 +2,8 @@
 //   void register_<name>(CLI::App& app);   // adds its subcommand, options and callback
 //   PAJAMA_COMMAND(<name>, register_<name>);
 // The callback runs the command and throws pajama errors on failure; main() turns
-// them into one "error: ..." line and the exit code (2 for ConfigError, 1 otherwise).
+// them into one "error: ..." line and the exit code (2 for ConfigError and command-line
+// errors, 1 otherwise); a command may end with another code through ExitCode.
 #pragma once
 
 #include <CLI/CLI.hpp>

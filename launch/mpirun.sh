@@ -9,11 +9,13 @@
 # forwarded to every rank with -x when they are set here, e.g.
 #   NCCL_SOCKET_IFNAME=eth0 NCCL_IB_HCA=mlx5 OMPI_MCA_btl_tcp_if_include=eth0 launch/mpirun.sh ...
 # Anything after "--" goes to mpirun itself (e.g. -- --mca plm_rsh_args "-p 2222").
-# SIGTERM or SIGINT to this script makes every rank checkpoint and exit 0 (see the end).
+# SIGTERM or SIGINT to this script makes every rank checkpoint and exit 75 (see the end).
+# Exit code: mpirun's, which is pajama's: 0 done, 1 error, 2 config error, 75 stopped
+# after a checkpoint (run the same command again to resume).
 set -euo pipefail
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -75,8 +77,11 @@ cmd=(mpirun -np "$np" "${hosts[@]}" --map-by slot --bind-to none
 echo "+ ${cmd[*]}" >&2
 # mpirun answers SIGTERM/SIGINT by killing the ranks one second later and exiting 1,
 # too soon for a checkpoint. It forwards SIGUSR1 instead, which every rank treats as
-# "checkpoint at the next step boundary and exit 0"; so a stop request to this script
+# "checkpoint at the next step boundary and exit 75"; so a stop request to this script
 # (a scheduler's SIGTERM, Ctrl-C) becomes SIGUSR1 for mpirun, and the exit code is mpirun's.
+# OpenMPI's mpirun exits with the first non-zero code a rank returns (75 here) and then
+# kills the ranks still running; by then every rank is past the checkpoint's final barrier
+# and MPI_Finalize, so nothing is lost (it prints "...returned a non-zero exit code").
 "${cmd[@]}" &
 child=$!
 trap 'echo "mpirun.sh: stop requested; every rank will checkpoint at its next step and exit" >&2; kill -USR1 "$child" 2>/dev/null || true' TERM INT

@@ -16,8 +16,12 @@ struct World {
   bool is_main() const { return rank == 0; }
 };
 
-// Reads OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE}, else SLURM_{PROCID,NTASKS,LOCALID,...},
-// else a world of one. Throws ConfigError on inconsistent values.
+// Reads OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE} (mpirun), else, in a task of an
+// srun step, SLURM_{PROCID,NTASKS,LOCALID,...}, else PMI_{RANK,SIZE}, else a world of one.
+// Throws ConfigError on inconsistent values and where a world of one would be a mistake:
+// torchrun / torch.distributed.launch variables (RANK, WORLD_SIZE > 1) without an MPI or
+// srun launcher (pajama has no c10d rendezvous), and a SLURM batch script or salloc shell
+// (SLURM_JOB_ID without an srun step) whose job has more than one task or node.
 World discover_world();
 
 }  // namespace pajama

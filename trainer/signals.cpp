@@ -14,8 +14,11 @@ void install_stop_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGUSR1, &sa, nullptr);
+  // A second Ctrl-C at the terminal ends the process at once (SIGTERM and SIGUSR1 may
+  // arrive twice from schedulers and launchers, and must not cut a checkpoint short).
+  sa.sa_flags = SA_RESTART | SA_RESETHAND;
+  sigaction(SIGINT, &sa, nullptr);
 }
 
 int stop_signal_received() { return g_signal; }

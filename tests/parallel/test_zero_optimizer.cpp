@@ -237,9 +237,10 @@ TEST_P(ZeroStage, MemoryAndBytesPerStep) {
   }
 
   // Ring volumes: reduce-scatter and all-gather (N-1)/N of the padded bytes each,
-  // all-reduce 2(N-1)/N, plus the 8-byte all-reduce of the squared norm.
+  // all-reduce 2(N-1)/N, plus the 16-byte all-reduce of the squared norm and the
+  // non-finite flag (two fp64).
   const int64_t bytes = s.padded_numel * 4;
-  const int64_t rs_or_ag = (n - 1) * bytes / n, ar = 2 * (n - 1) * bytes / n, norm = 2 * (n - 1) * 8 / n;
+  const int64_t rs_or_ag = (n - 1) * bytes / n, ar = 2 * (n - 1) * bytes / n, norm = 2 * (n - 1) * 16 / n;
   // Stage 2 reduces every bucket from the gradient hooks in every micro-step's backward.
   const int64_t bucket = (100 + n - 1) / n * n;
   const int64_t num_buckets = (s.padded_numel + bucket - 1) / bucket;
