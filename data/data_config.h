@@ -11,6 +11,7 @@ namespace pajama {
 struct DatasetSpec {
   std::string path;     // Megatron prefix (without .bin/.idx)
   double weight = 1.0;  // sampling proportion over training samples (Megatron semantics; normalised)
+  std::string name;     // shown in logs and per-source validation (eval/<name>/loss); "" = the prefix's file name
 };
 
 struct DataConfig {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -65,13 +66,19 @@ std::pair<int64_t, int64_t> split_document_range(int64_t num_documents, double v
   return split == Split::kTrain ? std::pair{int64_t{0}, boundary} : std::pair{boundary, num_documents};
 }
 
-std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Split split, int64_t seq_len,
-                                                       int64_t vocab_size, uint64_t seed, int64_t num_samples_hint) {
+namespace {
+
+// The split's sources one per configured dataset (mock: one), with their names and
+// weights; an empty list when the split has no data.
+std::vector<NamedSampleSource> make_parts(const DataConfig& cfg, Split split, int64_t seq_len, int64_t vocab_size,
+                                          uint64_t seed) {
   PAJAMA_CHECK_AS(ConfigError, seq_len >= 1, "model.seq_len must be positive, got ", seq_len);
   PAJAMA_CHECK_AS(ConfigError, vocab_size >= 2, "model.vocab_size must be at least 2, got ", vocab_size);
   const bool train = split == Split::kTrain;
   if (cfg.source == "mock") {
-    return std::make_shared<const MockSource>(vocab_size, seq_len, train ? seed : mix_seed({seed, kValidSalt}));
+    return {NamedSampleSource{"mock", 1.0,
+                              std::make_shared<const MockSource>(vocab_size, seq_len,
+                                                                 train ? seed : mix_seed({seed, kValidSalt}))}};
   }
   PAJAMA_CHECK_AS(ConfigError, cfg.source == "shards", "data.source is '", cfg.source,
                   "'; valid values: mock, shards");
@@ -82,7 +89,7 @@ std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Sp
   PAJAMA_CHECK_AS(ConfigError, cfg.valid_datasets.empty() || cfg.valid_fraction == 0.0,
                   "set either data.valid_datasets or data.valid_fraction, not both");
   const bool separate_valid = !cfg.valid_datasets.empty();
-  if (!train && !separate_valid && cfg.valid_fraction == 0.0) return nullptr;
+  if (!train && !separate_valid && cfg.valid_fraction == 0.0) return {};
 
   std::string tokenizer_sha;
   if (!cfg.tokenizer.empty()) {
@@ -95,13 +102,17 @@ std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Sp
   const std::vector<DatasetSpec>& specs = use_valid_list ? cfg.valid_datasets : cfg.datasets;
   const std::string list_key = use_valid_list ? "data.valid_datasets" : "data.datasets";
   const char* split_name = train ? "train" : "valid";
-  std::vector<std::shared_ptr<const SampleSource>> sources;
-  std::vector<double> weights;
+  std::vector<NamedSampleSource> parts;
+  std::map<std::string, std::string> names;  // name -> the key that used it first
   for (size_t i = 0; i < specs.size(); ++i) {
     const DatasetSpec& spec = specs[i];
     const std::string key = str(list_key, "[", i, "]");
     PAJAMA_CHECK_AS(ConfigError, std::isfinite(spec.weight) && spec.weight > 0.0, key, ".weight is ", spec.weight,
                     " (", spec.path, "); weights must be positive, leave a dataset out to not use it");
+    const std::string name = dataset_name(spec);
+    const auto [previous, inserted] = names.emplace(name, key);
+    PAJAMA_CHECK_AS(ConfigError, train || inserted, key, " and ", previous->second, " are both named '", name,
+                    "'; give them distinct `name`s (validation is reported per name)");
     auto dataset = open_prefix(spec.path, key, cfg.tokenizer, tokenizer_sha, vocab_size);
     const auto [begin, end] = use_valid_list ? std::pair{int64_t{0}, dataset->num_documents()}
                                              : split_document_range(dataset->num_documents(), cfg.valid_fraction,
@@ -120,17 +131,40 @@ std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Sp
       }
       rethrow_with_context(key, " (", split_name, " split)");
     }
-    log_info("data ", split_name, ": ", spec.path, " documents [", begin, ", ", end, ") ", packed->tokens_per_epoch(),
-             " tokens, ", packed->samples_per_epoch(), " samples/epoch, weight ", spec.weight);
-    sources.push_back(std::move(packed));
-    weights.push_back(spec.weight);
+    log_info("data ", split_name, ": ", name, " = ", spec.path, " documents [", begin, ", ", end, ") ",
+             packed->tokens_per_epoch(), " tokens, ", packed->samples_per_epoch(), " samples/epoch, weight ",
+             spec.weight);
+    parts.push_back(NamedSampleSource{name, spec.weight, std::move(packed)});
   }
-  if (sources.empty()) {
+  if (parts.empty() && !train) {
     log_warn("data: no validation samples (every valid_fraction part is too small); evaluation is skipped");
-    return nullptr;
   }
-  if (sources.size() == 1) return sources.front();
+  return parts;
+}
+
+}  // namespace
+
+std::string dataset_name(const DatasetSpec& spec) {
+  return spec.name.empty() ? std::filesystem::path(spec.path).filename().string() : spec.name;
+}
+
+std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Split split, int64_t seq_len,
+                                                       int64_t vocab_size, uint64_t seed, int64_t num_samples_hint) {
+  std::vector<NamedSampleSource> parts = make_parts(cfg, split, seq_len, vocab_size, seed);
+  if (parts.empty()) return nullptr;
+  if (parts.size() == 1) return parts.front().source;
+  std::vector<std::shared_ptr<const SampleSource>> sources;
+  std::vector<double> weights;
+  for (auto& p : parts) {
+    sources.push_back(std::move(p.source));
+    weights.push_back(p.weight);
+  }
   return std::make_shared<const BlendedDataset>(std::move(sources), std::move(weights), num_samples_hint);
+}
+
+std::vector<NamedSampleSource> make_validation_sources(const DataConfig& cfg, int64_t seq_len, int64_t vocab_size,
+                                                       uint64_t seed) {
+  return make_parts(cfg, Split::kValid, seq_len, vocab_size, seed);
 }
 
 }  // namespace pajama

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "data/data_config.h"
 #include "data/sample_source.h"
@@ -33,6 +34,20 @@ enum class Split { kTrain, kValid };
 // slack); blends prebuild their assignment for it and extend on demand beyond.
 std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Split split, int64_t seq_len,
                                                        int64_t vocab_size, uint64_t seed, int64_t num_samples_hint);
+
+// The validation split one source per dataset (data.valid_datasets, or each training
+// dataset's valid_fraction part; mock: one source named "mock"), for per-source
+// evaluation; empty when there is no validation data. Names are the datasets' `name`
+// (default: the prefix's file name) and must be distinct (ConfigError).
+struct NamedSampleSource {
+  std::string name;
+  double weight = 1.0;
+  std::shared_ptr<const SampleSource> source;
+};
+std::vector<NamedSampleSource> make_validation_sources(const DataConfig& cfg, int64_t seq_len, int64_t vocab_size,
+                                                       uint64_t seed);
+// A dataset's name in logs and metrics: its `name`, or the prefix's file name.
+std::string dataset_name(const DatasetSpec& spec);
 
 // Documents [first, second) of a prefix with `num_documents` documents that belong to
 // `split` under valid_fraction: validation is the last llround(f * n) documents.

@@ -31,12 +31,13 @@ fi
 
 # The venv: torch's wheel is gigabytes; pip's cache keeps a second install fast.
 py=$venv/bin/python
-if ! "$py" -c "import torch, transformers, safetensors, sentencepiece, numpy, google.protobuf; assert torch.__version__.split('+')[0] == '$torch_version'" 2>/dev/null; then
-  log "creating Python venv at $venv (torch==$torch_version, transformers, safetensors, sentencepiece, protobuf)"
+if ! "$py" -c "import torch, transformers, safetensors, sentencepiece, numpy, google.protobuf, tensorboard; assert torch.__version__.split('+')[0] == '$torch_version'" 2>/dev/null; then
+  log "creating Python venv at $venv (torch==$torch_version, transformers, safetensors, sentencepiece, protobuf, tensorboard)"
   python3 -m venv "$venv"
   "$py" -m pip install -q --upgrade pip
-  # protobuf: transformers reads a SentencePiece tokenizer.model through it (convert's test)
-  "$py" -m pip install -q "torch==$torch_version" transformers safetensors sentencepiece numpy protobuf
+  # protobuf: transformers reads a SentencePiece tokenizer.model through it (convert's test);
+  # tensorboard: its own event reader checks our event files (test_tensorboard_e2e)
+  "$py" -m pip install -q "torch==$torch_version" transformers safetensors sentencepiece numpy protobuf tensorboard
 fi
 torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 

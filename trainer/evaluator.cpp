@@ -16,12 +16,15 @@ void EvalConfig::validate() const {
   PAJAMA_CHECK_AS(ConfigError, batches > 0, "eval.batches must be positive, got ", batches);
 }
 
-Evaluator::Evaluator(const EvalConfig& cfg, std::shared_ptr<const SampleSource> source, int64_t global_batch,
-                     int64_t micro_batch, Communicator& comm, const std::string& run_dir)
-    : cfg_(cfg), comm_(comm) {
-  if (source == nullptr || cfg.every_steps == 0) return;
-  loader_ = std::make_unique<TokenLoader>(std::move(source), global_batch, micro_batch, comm.rank(), comm.size());
-  buffer_.resize(static_cast<size_t>(micro_batch * (loader_->seq_len() + 1)));
+Evaluator::Evaluator(const EvalConfig& cfg, std::vector<NamedSampleSource> sources, int64_t global_batch,
+                     int64_t micro_batch, Communicator& comm, const std::string& run_dir, ScalarSink sink)
+    : cfg_(cfg), comm_(comm), sink_(std::move(sink)) {
+  if (sources.empty() || cfg.every_steps == 0) return;
+  for (auto& s : sources) {
+    auto loader = std::make_unique<TokenLoader>(std::move(s.source), global_batch, micro_batch, comm.rank(), comm.size());
+    buffer_.resize(static_cast<size_t>(micro_batch * (loader->seq_len() + 1)));
+    sources_.push_back(Source{s.name, s.weight, std::move(loader)});
+  }
   if (comm.rank() == 0) {
     const auto path = std::filesystem::path(run_dir) / "eval.jsonl";
     jsonl_ = std::fopen(path.c_str(), "a");
@@ -39,28 +42,59 @@ bool Evaluator::should_run(int64_t step, int64_t max_steps) const {
 
 double Evaluator::run(Llama& model, const torch::Device& device, int64_t step) {
   torch::NoGradGuard no_grad;
-  const int64_t b = loader_->micro_batch();
-  const int64_t t = loader_->seq_len();
-  double local = 0;
-  int64_t count = 0;
-  loader_->set_consumed_samples(0);
-  for (int64_t batch = 0; batch < cfg_.batches; ++batch) {
-    for (int64_t m = 0; m < loader_->num_micro_steps(); ++m) {
-      loader_->fill_micro_batch(m, buffer_.data());
-      auto tokens = torch::from_blob(buffer_.data(), {b, t + 1}, torch::kInt32).to(device, torch::kInt64);
-      local += model->loss(tokens.narrow(1, 0, t), tokens.narrow(1, 1, t)).item<double>();
-      ++count;
+  // This rank's mean loss of each source, averaged over the ranks in one all-reduce.
+  torch::Tensor means = torch::zeros({static_cast<int64_t>(sources_.size())}, torch::kFloat64);
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    TokenLoader& loader = *sources_[i].loader;
+    const int64_t b = loader.micro_batch();
+    const int64_t t = loader.seq_len();
+    double local = 0;
+    int64_t count = 0;
+    loader.set_consumed_samples(0);
+    for (int64_t batch = 0; batch < cfg_.batches; ++batch) {
+      for (int64_t m = 0; m < loader.num_micro_steps(); ++m) {
+        loader.fill_micro_batch(m, buffer_.data());
+        auto tokens = torch::from_blob(buffer_.data(), {b, t + 1}, torch::kInt32).to(device, torch::kInt64);
+        local += model->loss(tokens.narrow(1, 0, t), tokens.narrow(1, 1, t)).item<double>();
+        ++count;
+      }
+      loader.advance();
     }
-    loader_->advance();
+    means[static_cast<int64_t>(i)] = local / static_cast<double>(count);
   }
-  torch::Tensor mean = torch::full({1}, local / static_cast<double>(count), torch::kFloat32).to(comm_.device());
+  // fp64 on the CPU (MPI); NCCL takes fp32 on the device.
+  torch::Tensor reduced = comm_.device().is_cuda() ? means.to(torch::kFloat32).to(comm_.device()) : means;
   CommSite site("eval: mean loss");
-  comm_.all_reduce(mean, ReduceOp::kAvg);
-  const double loss = mean.item<double>();
-  log_info("eval  step ", step, " | loss ", loss, " | ppl ", std::exp(loss));
+  comm_.all_reduce(reduced, ReduceOp::kAvg);
+  means = reduced.to(torch::kCPU, torch::kFloat64);
+  double total = 0, weights = 0;
+  nlohmann::ordered_json per_source = nlohmann::ordered_json::object();
+  std::string line = str("eval  step ", step);
+  std::string detail;
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    const double loss = means[static_cast<int64_t>(i)].item<double>();
+    total += sources_[i].weight * loss;
+    weights += sources_[i].weight;
+    per_source[sources_[i].name] = loss;
+    detail += str(" | ", sources_[i].name, " ", loss);
+    if (sink_) {
+      sink_("eval/" + sources_[i].name + "/loss", step, loss);
+      sink_("eval/" + sources_[i].name + "/ppl", step, std::exp(loss));
+    }
+  }
+  const double loss = total / weights;
+  log_info(line, " | loss ", loss, " | ppl ", std::exp(loss), sources_.size() > 1 ? detail : std::string());
+  if (sink_) {
+    sink_("eval/loss", step, loss);
+    sink_("eval/ppl", step, std::exp(loss));
+  }
   if (jsonl_ != nullptr) {
-    const std::string line = nlohmann::json{{"step", step}, {"eval_loss", loss}}.dump() + "\n";
-    std::fwrite(line.data(), 1, line.size(), jsonl_);
+    nlohmann::ordered_json j;
+    j["step"] = step;
+    j["eval_loss"] = loss;
+    j["sources"] = per_source;
+    const std::string text = j.dump() + "\n";
+    std::fwrite(text.data(), 1, text.size(), jsonl_);
     std::fflush(jsonl_);
   }
   return loss;

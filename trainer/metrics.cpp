@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 
 namespace pajama {
@@ -24,12 +26,42 @@ std::string format_duration(double s) {
   return buf;
 }
 
-MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled) : enabled_(enabled) {
+namespace {
+
+// Rewrites a JSON-lines file (atomically) without the records of steps after `step`.
+void drop_records_after(const std::filesystem::path& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step) {
+      ++dropped;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped == 0) return;
+  write_file_atomic(path, kept);
+  log_info("resumed at step ", step, ": dropped ", dropped, " record(s) of later steps from ", path.string());
+}
+
+}  // namespace
+
+MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled, int64_t resumed_step) : enabled_(enabled) {
   if (!enabled_) return;
+  if (resumed_step > 0) {
+    for (const char* name : {"metrics.jsonl", "eval.jsonl", "skipped_steps.jsonl"}) {
+      drop_records_after(std::filesystem::path(run_dir) / name, resumed_step);
+    }
+  }
   const auto path = std::filesystem::path(run_dir) / "metrics.jsonl";
   jsonl_ = std::fopen(path.c_str(), "a");
   PAJAMA_CHECK(jsonl_ != nullptr, "cannot open ", path.string(), " for appending: ", std::strerror(errno));
   tensorboard_ = std::make_unique<TensorBoardWriter>((std::filesystem::path(run_dir) / "tb").string());
+  if (resumed_step > 0) tensorboard_->add_session_start(resumed_step + 1);
 }
 
 MetricsLogger::~MetricsLogger() {
@@ -72,6 +104,12 @@ void MetricsLogger::log(const StepMetrics& m) {
   if (m.mfu) tensorboard_->add_scalar("perf/mfu", m.step, *m.mfu);
   tensorboard_->add_scalar("perf/peak_memory_mb", m.step, m.peak_memory_mb);
   tensorboard_->add_scalar("train/skipped_steps", m.step, static_cast<double>(m.skipped_steps));
+  tensorboard_->flush();
+}
+
+void MetricsLogger::scalar(const std::string& tag, int64_t step, double value) {
+  if (!enabled_) return;
+  tensorboard_->add_scalar(tag, step, value);
   tensorboard_->flush();
 }
 

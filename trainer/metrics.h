@@ -33,13 +33,18 @@ struct StepMetrics {
 
 class MetricsLogger {
  public:
-  // Only the main rank writes; others construct it with enabled = false.
-  MetricsLogger(const std::string& run_dir, bool enabled);
+  // Only the main rank writes; others construct it with enabled = false. A run resumed
+  // at `resumed_step` > 0 first drops the records of later steps (logged before the
+  // process that wrote them died) from metrics.jsonl, eval.jsonl and skipped_steps.jsonl,
+  // and tells TensorBoard to do the same, so no step appears twice.
+  MetricsLogger(const std::string& run_dir, bool enabled, int64_t resumed_step = 0);
   ~MetricsLogger();
   MetricsLogger(const MetricsLogger&) = delete;
   MetricsLogger& operator=(const MetricsLogger&) = delete;
 
   void log(const StepMetrics& m);
+  // One more TensorBoard scalar (validation figures), flushed at once.
+  void scalar(const std::string& tag, int64_t step, double value);
 
  private:
   bool enabled_;

@@ -89,6 +89,19 @@ std::string scalar_event(double wall_time, int64_t step, std::string_view tag, f
   return event;
 }
 
+std::string session_start_event(double wall_time, int64_t step) {
+  std::string log;  // SessionLog{status: START = 1}
+  log.push_back(0x08);
+  put_varint(log, 1);
+  std::string event;  // Event{wall_time = 1, step = 2, session_log = 7}
+  event.push_back(0x09);
+  put_fixed<double>(event, wall_time);
+  event.push_back(0x10);
+  put_varint(event, static_cast<uint64_t>(step));
+  put_bytes_field(event, 0x3A, log);
+  return event;
+}
+
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   std::filesystem::create_directories(dir);
   char host[256] = "localhost";
@@ -115,6 +128,12 @@ TensorBoardWriter::~TensorBoardWriter() {
 void TensorBoardWriter::add_scalar(std::string_view tag, int64_t step, double value) {
   const std::string rec = tfrecord(scalar_event(now_seconds(), step, tag, static_cast<float>(value)));
   std::fwrite(rec.data(), 1, rec.size(), file_);
+}
+
+void TensorBoardWriter::add_session_start(int64_t step) {
+  const std::string rec = tfrecord(session_start_event(now_seconds(), step));
+  std::fwrite(rec.data(), 1, rec.size(), file_);
+  std::fflush(file_);
 }
 
 void TensorBoardWriter::flush() { std::fflush(file_); }

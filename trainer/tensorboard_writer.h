@@ -17,6 +17,8 @@ uint32_t masked_crc32c(std::string_view data);
 std::string tfrecord(std::string_view payload);
 // The serialized Event proto of one scalar.
 std::string scalar_event(double wall_time, int64_t step, std::string_view tag, float value);
+// The serialized Event proto of a SessionLog START at `step`.
+std::string session_start_event(double wall_time, int64_t step);
 
 class TensorBoardWriter {
  public:
@@ -27,6 +29,9 @@ class TensorBoardWriter {
   TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
 
   void add_scalar(std::string_view tag, int64_t step, double value);
+  // Event{step, session_log{status: START}}: TensorBoard drops what earlier files hold
+  // at steps >= `step` (a run resumed from an older checkpoint is not shown twice).
+  void add_session_start(int64_t step);
   void flush();
   const std::string& path() const { return path_; }
 

@@ -64,6 +64,7 @@ void bind_optim(ConfigBinder& b, LrScheduleConfig& lr, AdamWConfig& adamw) {
 void bind_dataset(ConfigBinder& b, DatasetSpec& d) {
   b.field("path", d.path);
   b.field("weight", d.weight);
+  b.field("name", d.name);
   if (b.loading() && d.path.empty()) b.fail("path", "every dataset needs a path (a Megatron prefix)");
 }
 

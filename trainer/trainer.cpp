@@ -173,15 +173,10 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
                                           world.rank, world.size);
   batch_buffer_.resize(static_cast<size_t>(cfg.train.micro_batch_size * (cfg.train.seq_len + 1)));
 
-  metrics_ = std::make_unique<MetricsLogger>(cfg.run.output_dir, world.is_main());
-  evaluator_ = std::make_unique<Evaluator>(
-      cfg.eval,
-      cfg.eval.every_steps > 0
-          ? make_sample_source(cfg.data, Split::kValid, cfg.train.seq_len, mc.vocab_size, seed,
-                               cfg.eval.batches * cfg.train.global_batch_size)
-          : nullptr,
-      cfg.train.global_batch_size, cfg.train.micro_batch_size, comm_, cfg.run.output_dir);
-  PAJAMA_CHECK_AS(ConfigError, cfg.eval.every_steps == 0 || evaluator_->enabled(),
+  std::vector<NamedSampleSource> valid =
+      cfg.eval.every_steps > 0 ? make_validation_sources(cfg.data, cfg.train.seq_len, mc.vocab_size, seed)
+                               : std::vector<NamedSampleSource>{};
+  PAJAMA_CHECK_AS(ConfigError, cfg.eval.every_steps == 0 || !valid.empty(),
                   "eval.every_steps is ", cfg.eval.every_steps,
                   " but there is no validation data; set data.valid_fraction or data.valid_datasets, "
                   "or eval.every_steps: 0");
@@ -191,6 +186,11 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
     tokens_seen_ = state->tokens_seen;
     loader_->set_consumed_samples(state->consumed_samples);
   }
+  // After the resume: records of steps past the checkpoint are dropped first.
+  metrics_ = std::make_unique<MetricsLogger>(cfg.run.output_dir, world.is_main(), step_);
+  evaluator_ = std::make_unique<Evaluator>(
+      cfg.eval, std::move(valid), cfg.train.global_batch_size, cfg.train.micro_batch_size, comm_, cfg.run.output_dir,
+      [this](const std::string& tag, int64_t step, double value) { metrics_->scalar(tag, step, value); });
 
   flops_per_token_ = flops_per_token(mc, cfg.train.seq_len);
   peak_flops_ = cfg.log.peak_flops;

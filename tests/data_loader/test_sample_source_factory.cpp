@@ -82,13 +82,13 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
   TempDir dir("factory_missing");
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("nothing"), 1.0}};
+  cfg.datasets = {{dir.file("nothing"), 1.0, ""}};
   std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find(dir.file("nothing") + ".idx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("data.datasets[0]"), std::string::npos) << msg;
   // Given with the extension by mistake: the hint says to drop it.
   test::write_corpus(dir.file("c"), test::make_corpus(10, 5, 5, 1));
-  cfg.datasets = {{dir.file("c") + ".bin", 1.0}};
+  cfg.datasets = {{dir.file("c") + ".bin", 1.0, ""}};
   msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find("drop the extension"), std::string::npos) << msg;
   cfg.source = "";
@@ -106,7 +106,7 @@ TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
   write_sidecar(dir.file("c"), dir.file("other.model"), sha256_file_hex(dir.file("other.model")), 500);
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("c"), 1.0}};
+  cfg.datasets = {{dir.file("c"), 1.0, ""}};
   cfg.tokenizer = dir.file("mine.model");
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 1000, 0, 10); });
   EXPECT_NE(msg.find("shards " + dir.file("c") + " were made with tokenizer " + dir.file("other.model")),
@@ -126,7 +126,7 @@ TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
   write_sidecar(dir.file("c"), "tok.model", "00", 1000);
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("c"), 1.0}};
+  cfg.datasets = {{dir.file("c"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 500, 0, 10); });
   EXPECT_NE(msg.find(dir.file("c")), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.vocab_size"), std::string::npos) << msg;
@@ -151,7 +151,7 @@ TEST(SampleSourceFactory, TooSmallDatasetNamesThePrefix) {
   test::write_corpus(dir.file("tiny"), test::make_corpus(2, 3, 3, 1));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("tiny"), 1.0}};
+  cfg.datasets = {{dir.file("tiny"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find(dir.file("tiny")), std::string::npos) << msg;
   EXPECT_NE(msg.find("data.datasets[0]"), std::string::npos) << msg;
@@ -163,7 +163,7 @@ TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {
   test::write_corpus(dir.file("b"), test::make_corpus(100, 20, 40, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 3.0}, {dir.file("b"), 1.0}};
+  cfg.datasets = {{dir.file("a"), 3.0, ""}, {dir.file("b"), 1.0, ""}};
   auto source = make_sample_source(cfg, Split::kTrain, 16, 200000, 5, 4000);
   const auto* blend = dynamic_cast<const BlendedDataset*>(source.get());
   ASSERT_NE(blend, nullptr);
@@ -182,7 +182,7 @@ TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
   test::write_corpus(dir.file("b"), test::make_corpus(100, 10, 30, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 1.0}};
+  cfg.datasets = {{dir.file("a"), 1.0, ""}};
   cfg.valid_fraction = 0.1;
   auto train = make_sample_source(cfg, Split::kTrain, 8, 200000, 1, 100);
   auto valid = make_sample_source(cfg, Split::kValid, 8, 200000, 1, 100);
@@ -200,7 +200,7 @@ TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
 
   // Separate prefixes for validation; both ways at once is an error.
   cfg.valid_fraction = 0.0;
-  cfg.valid_datasets = {{dir.file("b"), 1.0}};
+  cfg.valid_datasets = {{dir.file("b"), 1.0, ""}};
   auto valid_b = make_sample_source(cfg, Split::kValid, 8, 200000, 1, 100);
   ASSERT_NE(valid_b, nullptr);
   for (int32_t tok : tokens_of_epoch(*valid_b)) ASSERT_GE(tok, 100000);
@@ -216,7 +216,7 @@ TEST(SampleSourceFactory, NoOrEmptyValidationGivesNull) {
   test::write_corpus(dir.file("a"), test::make_corpus(50, 10, 10, 1));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 1.0}};
+  cfg.datasets = {{dir.file("a"), 1.0, ""}};
   EXPECT_EQ(make_sample_source(cfg, Split::kValid, 8, 1000, 1, 100), nullptr);
   cfg.valid_fraction = 0.005;  // rounds to zero documents
   EXPECT_EQ(make_sample_source(cfg, Split::kValid, 8, 1000, 1, 100), nullptr);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -265,6 +266,99 @@ TEST(TrainE2E, WsdStablePhaseCheckpointIsAnnealedOnResume) {
     const int64_t step0 = rec.step - 1;  // the lr of a logged step is that of its 0-based index
     const double want = step0 < 2 ? 1e-3 * (step0 + 1) / 2 : step0 < 6 ? 1e-3 : 1e-4 + 9e-4 * (1 - (step0 - 6) / 4.0);
     EXPECT_NEAR(rec.lr, want, 1e-12) << "step " << rec.step;
+  }
+}
+
+// Metrics after a resume from an older checkpoint: the steps logged past it by the
+// process that died are dropped from metrics.jsonl and, through a SessionLog START,
+// from what TensorBoard's own reader shows; validation scalars are in TensorBoard too.
+TEST(TrainE2E, ResumedRunShowsEveryStepOnceInMetricsAndTensorBoard) {
+  TempDir dir;
+  const std::string run = dir.str("run");
+  const std::string base = train_cmd(run, "--set log.every_steps=1 --set train.threads=1 --set eval.every_steps=2 "
+                                          "--set eval.batches=1 --set checkpoint.every_steps=4 ");
+  // Steps 5 and 6 are logged but never checkpointed; the second run resumes at 4.
+  auto r = testing::run_command(base + "--set train.max_steps=6 --set checkpoint.save_final=false");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_command(base + "--set train.max_steps=8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dropped 2 record(s) of later steps"), std::string::npos) << r.output;
+  std::vector<int64_t> steps;
+  for (const auto& m : read_metrics(run)) steps.push_back(m.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  std::vector<int64_t> eval_steps;
+  for (const auto& e : read_jsonl(std::filesystem::path(run) / "eval.jsonl").lines) eval_steps.push_back(e.at("step"));
+  EXPECT_EQ(eval_steps, (std::vector<int64_t>{2, 4, 6, 8}));
+
+  r = testing::run_command(testing::env_or_fail("PAJAMA_PYTHON") + " " + testing::source_dir() +
+                           "/tests/trainer/tb_read.py " + run + "/tb");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto tb = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  const auto steps_of = [&](const std::string& tag) {
+    std::vector<int64_t> out;
+    for (const auto& e : tb.at(tag)) out.push_back(e[0].get<int64_t>());
+    return out;
+  };
+  EXPECT_EQ(steps_of("train/loss"), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8})) << tb.dump();
+  EXPECT_EQ(steps_of("eval/loss"), (std::vector<int64_t>{2, 4, 6, 8})) << tb.dump();
+  EXPECT_EQ(steps_of("eval/mock/loss"), (std::vector<int64_t>{2, 4, 6, 8})) << tb.dump();
+  EXPECT_TRUE(tb.contains("perf/peak_memory_mb"));
+  EXPECT_TRUE(tb.contains("train/skipped_steps"));
+  // The resumed run's step 5 replaces the dead one's: the last loss logged for it.
+  EXPECT_NEAR(tb.at("train/loss")[4][1].get<double>(), read_metrics(run)[4].loss, 1e-5);
+}
+
+// Validation per source: two prefixes with their valid_fraction parts, named, are
+// evaluated and reported separately plus their weighted total, the same on 1, 2 and 4
+// ranks.
+TEST(TrainE2E, ValidationPerSourceIsTheSameOnOneTwoAndFourRanks) {
+  TempDir dir;
+  const char* words[2][6] = {{"river", "stone", "light", "garden", "winter", "harbor"},
+                             {"alpha", "beta", "gamma", "delta", "omega", "sigma"}};
+  for (int c = 0; c < 2; ++c) {
+    std::ofstream out(dir.path() / (c == 0 ? "a.jsonl" : "b.jsonl"));  // one document per line
+    for (int i = 0; i < 1500; ++i) {
+      out << "{\"text\": \"";
+      for (int w = 0; w < 10; ++w) out << words[c][(i * 5 + w * w + c) % 6] << (w == 9 ? "\"}\n" : " ");
+    }
+  }
+  const std::string exe = testing::pajama_exe();
+  auto r = testing::run_command(exe + " tokenizer train --input " + dir.str("a.jsonl") + " " + dir.str("b.jsonl") +
+                                " --vocab-size 320 --output " + dir.str("tok/t"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* c : {"a", "b"}) {
+    r = testing::run_command(exe + " prepare --input " + dir.str(std::string(c) + ".jsonl") + " --tokenizer " +
+                             dir.str("tok/t.model") + " --output " + dir.str(std::string("shard_") + c) +
+                             " --no-progress");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const std::string data = "--set data.source=shards --set data.tokenizer=" + dir.str("tok/t.model") +
+                           " --set 'data.datasets=[{path: " + dir.str("shard_a") + ", weight: 3, name: words}, "
+                           "{path: " + dir.str("shard_b") + ", weight: 1}]' --set data.valid_fraction=0.1"
+                           " --set model.vocab_size=320 --set train.max_steps=2 --set eval.every_steps=2"
+                           " --set eval.batches=2 --set train.threads=1 --set checkpoint.save_final=false ";
+  std::vector<nlohmann::json> evals;
+  for (int np : {1, 2, 4}) {
+    const std::string run = dir.str("np" + std::to_string(np));
+    r = testing::run_command((np > 1 ? testing::mpirun(np) : std::string()) + train_cmd(run, data));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto lines = read_jsonl(std::filesystem::path(run) / "eval.jsonl").lines;
+    ASSERT_EQ(lines.size(), 1u);
+    evals.push_back(lines[0]);
+    if (np == 1) {
+      EXPECT_NE(r.output.find("| words "), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find("| shard_b "), std::string::npos) << r.output;
+    }
+  }
+  const auto& ref = evals[0];
+  const double a = ref.at("sources").at("words"), b = ref.at("sources").at("shard_b");
+  EXPECT_NEAR(ref.at("eval_loss").get<double>(), (3 * a + b) / 4, 1e-9) << ref.dump();
+  EXPECT_GT(std::abs(a - b), 1e-4) << "two different sources: " << ref.dump();
+  for (size_t i = 1; i < evals.size(); ++i) {
+    for (const char* name : {"words", "shard_b"}) {
+      const double want = ref.at("sources").at(name), got = evals[i].at("sources").at(name);
+      EXPECT_NEAR(got, want, 1e-5 * want) << name << " on " << (i == 1 ? 2 : 4) << " ranks";
+    }
   }
 }
 
