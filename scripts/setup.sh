@@ -16,7 +16,7 @@ log() { printf '[setup] %s\n' "$*"; }
 debs=(build-essential cmake ninja-build pkg-config ccache lld git python3 python3-venv
       libopenmpi-dev openmpi-bin libyaml-cpp-dev libsentencepiece-dev sentencepiece
       nlohmann-json3-dev libzstd-dev zstd zlib1g-dev libgtest-dev libcli11-dev libssl-dev libxxhash-dev xxhash
-      fortunes fortunes-zh)
+      fortunes fortunes-zh iproute2)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
