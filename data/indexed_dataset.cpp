@@ -87,6 +87,11 @@ IndexedDataset::IndexedDataset(const std::string& prefix) : prefix_(prefix) {
   PAJAMA_CHECK_AS(DataError, d >= 1 && document_indices_.front() == 0 &&
                                  document_indices_.back() == static_cast<int64_t>(n),
                   idx, ": document indices must start at 0 and end at the sequence count ", n);
+  for (size_t i = 1; i < d; ++i) {
+    PAJAMA_CHECK_AS(DataError, document_indices_[i] >= document_indices_[i - 1], idx, ": document index ", i, " (",
+                    document_indices_[i], ") is below the one before it (", document_indices_[i - 1],
+                    "); the index is corrupt");
+  }
 
   const size_t item = token_dtype_size(dtype_);
   int64_t expect_ptr = 0;

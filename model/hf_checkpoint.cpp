@@ -1,10 +1,12 @@
 #include "model/hf_checkpoint.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,7 +95,18 @@ LlamaConfig read_hf_config(const fs::path& dir) {
                       model_type == "baichuan" ? " (Baichuan-13B's ALiBi and Baichuan2's NormHead are not LLaMA)" : "");
     }
     auto get_or = [&](const char* key, auto fallback) {
-      return j.contains(key) && !j[key].is_null() ? j[key].get<decltype(fallback)>() : fallback;
+      if (!j.contains(key) || j[key].is_null()) return fallback;
+      if constexpr (std::is_same_v<decltype(fallback), int64_t>) {
+        // nlohmann converts 1.5 or 2^64 - 1 to an int64 silently (truncated, wrapped); sizes
+        // and counts beyond int32 are corrupt (token ids are int32).
+        const json& v = j[key];
+        PAJAMA_CHECK_AS(ConfigError, v.is_number_integer(), file, ": ", key, " ", v.dump(), " is not an integer");
+        PAJAMA_CHECK_AS(ConfigError,
+                        v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t{INT32_MAX}
+                                               : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX,
+                        file, ": ", key, " ", v.dump(), " is out of range");
+      }
+      return j[key].get<decltype(fallback)>();
     };
     const std::string act = get_or("hidden_act", std::string("silu"));
     PAJAMA_CHECK_AS(ConfigError, act == "silu", file, ": hidden_act '", act, "' is not supported (LLaMA uses silu)");
@@ -124,7 +137,7 @@ LlamaConfig read_hf_config(const fs::path& dir) {
       if (rp.contains("rope_theta") && !rp["rope_theta"].is_null()) c.rope_theta = rp["rope_theta"].get<double>();
     }
     if (j.contains("head_dim") && !j["head_dim"].is_null() && c.n_heads > 0) {
-      const auto head_dim = j["head_dim"].get<int64_t>();
+      const auto head_dim = get_or("head_dim", int64_t{0});
       PAJAMA_CHECK_AS(ConfigError, head_dim * c.n_heads == c.dim, file, ": head_dim ", head_dim,
                       " != hidden_size / num_attention_heads = ", c.dim, " / ", c.n_heads,
                       "; decoupled head dimensions are not supported");

@@ -180,6 +180,8 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
         PAJAMA_CHECK_AS(CheckpointError, d.is_number_unsigned(), where, ": shape ", value["shape"].dump(),
                         " has a non-integer or negative dimension");
         const uint64_t n = d.get<uint64_t>();
+        PAJAMA_CHECK_AS(CheckpointError, n <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where,
+                        ": shape ", value["shape"].dump(), " has a dimension beyond int64");
         PAJAMA_CHECK_AS(CheckpointError, n == 0 || numel <= std::numeric_limits<uint64_t>::max() / n, where,
                         ": shape overflows");
         numel *= n;

@@ -1,6 +1,7 @@
 #include "trainer/checkpoint_layout.h"
 
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 
 #include "core/error.h"
@@ -40,6 +41,53 @@ std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name) {
 std::string optim_file_name(int rank) { return "optim_rank" + rank_tag(rank) + ".safetensors"; }
 std::string rank_file_name(int rank) { return "rank" + rank_tag(rank) + ".json"; }
 
+namespace {
+
+// A non-negative JSON integer (get<int64_t> would truncate 1.5 and wrap 2^64 - 1).
+int64_t manifest_int(const json& v, const char* what) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t{INT64_MAX} : v.get<int64_t>() < 0)) {
+    throw json::other_error::create(501, str(what, " ", v.dump(), " is not a non-negative integer"), &v);
+  }
+  return v.get<int64_t>();
+}
+
+// The ranks table the loader reads: one {file, slices: [{name, shape, begin, end}]} per
+// writing rank, each file listed in `files`, each slice a range of its parameter.
+void check_ranks(const Manifest& m) {
+  const json& ranks = m.ranks;
+  if (!ranks.is_array() || static_cast<int64_t>(ranks.size()) != m.world_size) {
+    throw json::other_error::create(501, str("ranks must list ", m.world_size, " ranks"), &ranks);
+  }
+  for (const json& r : ranks) {
+    if (!r.is_object() || !r.contains("file") || !r["file"].is_string() || !m.files.count(r["file"].get<std::string>()) ||
+        !r.contains("slices") || !r["slices"].is_array()) {
+      throw json::other_error::create(501, "a rank entry needs a file listed in files and an array of slices", &r);
+    }
+    for (const json& s : r["slices"]) {
+      if (!s.is_object() || !s.contains("name") || !s["name"].is_string() || !s.contains("shape") ||
+          !s["shape"].is_array()) {
+        throw json::other_error::create(501, "a slice needs a name and a shape", &s);
+      }
+      int64_t numel = 1;
+      for (const json& d : s["shape"]) {
+        const int64_t n = manifest_int(d, "a dimension");
+        if (n != 0 && numel > INT64_MAX / n) throw json::other_error::create(501, "a slice's shape overflows", &s);
+        numel *= n;
+      }
+      const int64_t begin = manifest_int(s.value("begin", json()), "begin");
+      const int64_t end = manifest_int(s.value("end", json()), "end");
+      if (begin > end || end > numel) {
+        throw json::other_error::create(
+            501, str("slice [", begin, ", ", end, ") of ", s["name"].get<std::string>(), " is outside its ", numel,
+                     " elements"),
+            &s);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 json FileEntry::to_json() const {
   if (algorithm == HashAlgorithm::kSha256) return json{{"bytes", bytes}, {"sha256", digests.at(0)}};
   return json{{"bytes", bytes}, {"chunk_bytes", chunk_bytes}, {hash_algorithm_name(algorithm), digests}};
@@ -47,7 +95,7 @@ json FileEntry::to_json() const {
 
 FileEntry FileEntry::from_json(const json& j) {
   FileEntry e;
-  e.bytes = j.at("bytes").get<int64_t>();
+  e.bytes = manifest_int(j.at("bytes"), "bytes");
   if (j.contains("sha256")) {
     e.algorithm = HashAlgorithm::kSha256;
     e.chunk_bytes = 0;
@@ -55,9 +103,10 @@ FileEntry FileEntry::from_json(const json& j) {
     return e;
   }
   e.algorithm = HashAlgorithm::kXxh3_128;
-  e.chunk_bytes = j.at("chunk_bytes").get<int64_t>();
+  e.chunk_bytes = manifest_int(j.at("chunk_bytes"), "chunk_bytes");
   e.digests = j.at(hash_algorithm_name(e.algorithm)).get<std::vector<std::string>>();
-  const int64_t chunks = e.chunk_bytes > 0 ? std::max<int64_t>(1, (e.bytes + e.chunk_bytes - 1) / e.chunk_bytes) : 1;
+  const int64_t chunks =
+      e.chunk_bytes > 0 ? std::max<int64_t>(1, e.bytes / e.chunk_bytes + (e.bytes % e.chunk_bytes != 0)) : 1;
   if (e.chunk_bytes <= 0 || static_cast<int64_t>(e.digests.size()) != chunks) {
     throw json::other_error::create(501, str("an entry of ", e.bytes, " bytes in chunks of ", e.chunk_bytes,
                                              " needs ", chunks, " digests, has ", e.digests.size()),
@@ -119,15 +168,17 @@ std::string read_manifest(const fs::path& dir, Manifest& out) {
   }
   try {
     out = Manifest{};
-    out.format_version = m.at("format_version").get<int64_t>();
+    out.format_version = manifest_int(m.at("format_version"), "format_version");
     if (out.format_version < 1 || out.format_version > kCheckpointFormatVersion) {
       return str("format_version ", out.format_version, " is not supported (this pajama reads 1 to ",
                  kCheckpointFormatVersion, "; a newer pajama wrote it)");
     }
-    out.step = m.at("step").get<int64_t>();
-    out.world_size = m.at("world_size").get<int64_t>();
+    out.step = manifest_int(m.at("step"), "step");
+    out.world_size = manifest_int(m.at("world_size"), "world_size");
+    if (out.world_size < 1) return "manifest.json is malformed: world_size must be >= 1";
     for (const auto& [name, entry] : m.at("files").items()) out.files[name] = FileEntry::from_json(entry);
     out.ranks = m.at("ranks");
+    check_ranks(out);
   } catch (const json::exception& e) {
     return str("manifest.json is malformed: ", e.what());
   }
