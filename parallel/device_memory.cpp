@@ -10,6 +10,7 @@ namespace pajama {
 #ifdef PAJAMA_WITH_CUDA
 MemoryReading read_cuda_memory(int device_index);  // parallel/cuda/device_memory_cuda.cpp
 int64_t cuda_total_memory(int device_index);
+std::string cuda_device_name(int device_index);
 #endif
 
 namespace {
@@ -44,6 +45,15 @@ int64_t device_total_memory(const torch::Device& device) {
   return cuda_total_memory(device.index());
 #else
   PAJAMA_FAIL_AS(Error, "device_total_memory: this build has no CUDA");
+#endif
+}
+
+std::string device_name(const torch::Device& device) {
+  if (!device.is_cuda()) return "cpu";
+#ifdef PAJAMA_WITH_CUDA
+  return cuda_device_name(device.index());
+#else
+  PAJAMA_FAIL_AS(Error, "device_name: this build has no CUDA");
 #endif
 }
 

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 
 namespace pajama {
 
@@ -17,5 +18,7 @@ struct MemoryReading {
 MemoryReading read_memory(const torch::Device& device);
 // A GPU's total memory in bytes; 0 for the CPU (no fixed budget to check against).
 int64_t device_total_memory(const torch::Device& device);
+// The GPU's product name (cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"); "cpu".
+std::string device_name(const torch::Device& device);
 
 }  // namespace pajama

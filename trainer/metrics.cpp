@@ -50,6 +50,16 @@ void drop_records_after(const std::filesystem::path& path, int64_t step) {
 
 }  // namespace
 
+double known_peak_flops(const std::string& name) {
+  const auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+  if (has("H100") && (has("PCIe") || has("PCIE"))) return 756e12;
+  if (has("H100") || has("H200") || has("H800") || has("GH200")) return 989e12;
+  if (has("A100") || has("A800")) return 312e12;
+  if (has("L40S")) return 362e12;
+  if (has("B200")) return 2250e12;
+  return 0;
+}
+
 MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled, int64_t resumed_step) : enabled_(enabled) {
   if (!enabled_) return;
   if (resumed_step > 0) {

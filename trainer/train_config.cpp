@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <filesystem>
 #include <memory>
 
@@ -120,7 +121,28 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
   });
   b.section("log", [&](ConfigBinder& s) {
     s.field("every_steps", c.log.every_steps);
-    s.field("peak_flops", c.log.peak_flops);
+    // A number, or `auto` (the same as 0): a known GPU's dense bf16 peak.
+    std::string peak = "auto";
+    if (c.log.peak_flops != 0) {
+      char buf[32];
+      peak.assign(buf, std::to_chars(buf, buf + sizeof buf, c.log.peak_flops).ptr);  // shortest exact form
+    }
+    s.field("peak_flops", peak);
+    if (s.loading()) {
+      if (peak == "auto") {
+        c.log.peak_flops = 0;
+      } else {
+        size_t used = 0;
+        try {
+          c.log.peak_flops = std::stod(peak, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != peak.size() || peak.empty()) {
+          s.fail("peak_flops", "'" + peak + "' is neither a number of FLOP/s (e.g. 989e12) nor auto");
+        }
+      }
+    }
   });
   b.section("eval", [&](ConfigBinder& s) {
     s.field("every_steps", c.eval.every_steps);

@@ -66,7 +66,7 @@ struct CheckpointConfig {
 
 struct LogConfig {
   int64_t every_steps = 10;             // console line + metrics.jsonl record every N steps
-  double peak_flops = 0;                // per-device peak FLOP/s for MFU (0 = known GPUs only)
+  double peak_flops = 0;                // per-device peak FLOP/s for MFU (0 = auto: known GPUs in bf16)
   void validate() const;
 };
 

@@ -194,6 +194,15 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
 
   flops_per_token_ = flops_per_token(mc, cfg.train.seq_len);
   peak_flops_ = cfg.log.peak_flops;
+  if (peak_flops_ == 0 && device_.is_cuda()) {
+    const std::string gpu = device_name(device_);
+    peak_flops_ = dtype_ == torch::kBFloat16 ? known_peak_flops(gpu) : 0;
+    if (peak_flops_ > 0) {
+      log_info("MFU against ", gpu, "'s dense bf16 peak of ", peak_flops_ / 1e12, " TFLOP/s (log.peak_flops: 0 = auto)");
+    } else {
+      log_info("no known bf16 peak for ", gpu, " in ", c10::toString(dtype_), "; set log.peak_flops to report MFU");
+    }
+  }
   log_info("model: ", count_parameters(mc), " parameters, ", flops_per_token_ / 1e9, " GFLOP/token at seq ",
            cfg.train.seq_len, "; device ", device_.str(), " ", c10::toString(dtype_), "; ", world.size,
            " rank(s), ZeRO-", cfg.zero.stage, ", ", loader_->num_micro_steps(), " micro-step(s) of ",

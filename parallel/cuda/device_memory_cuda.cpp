@@ -4,6 +4,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "core/error.h"
 #include "parallel/device_memory.h"
 
@@ -22,6 +24,13 @@ int64_t cuda_total_memory(int device_index) {
   const cudaError_t err = cudaMemGetInfo(&free_bytes, &total_bytes);
   PAJAMA_CHECK(err == cudaSuccess, "cudaMemGetInfo on GPU ", device_index, ": ", cudaGetErrorString(err));
   return static_cast<int64_t>(total_bytes);
+}
+
+std::string cuda_device_name(int device_index) {
+  cudaDeviceProp prop{};
+  const cudaError_t err = cudaGetDeviceProperties(&prop, device_index);
+  PAJAMA_CHECK(err == cudaSuccess, "cudaGetDeviceProperties on GPU ", device_index, ": ", cudaGetErrorString(err));
+  return prop.name;
 }
 
 }  // namespace pajama

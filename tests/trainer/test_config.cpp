@@ -113,6 +113,18 @@ TEST(Config, InvalidValueNamesKeyAndLine) {
   EXPECT_NE(preset.find("llama-7b"), std::string::npos) << "valid presets listed: " << preset;
 }
 
+TEST(Config, PeakFlopsIsANumberOrAuto) {
+  TempDir dir;
+  write_text(dir.path() / "c.yaml", "log:\n  peak_flops: auto\n");
+  EXPECT_EQ(load_train_config((dir.path() / "c.yaml").string(), {}).log.peak_flops, 0);
+  const TrainConfig set = load_train_config((dir.path() / "c.yaml").string(), {"log.peak_flops=312.5e12"});
+  EXPECT_EQ(set.log.peak_flops, 312.5e12);
+  EXPECT_EQ(parse_train_config_text(dump_train_config(set), "dump").log.peak_flops, 312.5e12);
+  const std::string msg = load_error("log:\n  peak_flops: fast\n");
+  EXPECT_NE(msg.find(":2: log.peak_flops: 'fast' is neither a number"), std::string::npos) << msg;
+  EXPECT_NE(load_error("log:\n  peak_flops: -1\n").find("log.peak_flops must be >= 0"), std::string::npos);
+}
+
 TEST(Config, UnevenGlobalBatchIsAnError) {
   const std::string msg = load_error("train:\n  micro_batch_size: 3\n  global_batch_size: 8\n");
   EXPECT_NE(msg.find("train.global_batch_size 8 is not a multiple of train.micro_batch_size 3"), std::string::npos)

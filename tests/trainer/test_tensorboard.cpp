@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "trainer/metrics.h"
 #include "trainer/tensorboard_writer.h"
 
 namespace pajama {
@@ -28,6 +29,15 @@ TEST(TensorBoard, ScalarEventMatchesGoldenBytes) {
   EXPECT_EQ(hex(rec.substr(0, 12)), "20 00 00 00 00 00 00 00 29 ed a9 50");
   EXPECT_EQ(hex(rec.substr(rec.size() - 4)), "7f 61 54 4f");
   EXPECT_EQ(rec.size(), 12u + 32u + 4u);
+}
+
+TEST(Metrics, KnownPeakFlopsByGpuName) {
+  EXPECT_EQ(known_peak_flops("NVIDIA H100 80GB HBM3"), 989e12);
+  EXPECT_EQ(known_peak_flops("NVIDIA H200"), 989e12);
+  EXPECT_EQ(known_peak_flops("NVIDIA H100 PCIe"), 756e12);
+  EXPECT_EQ(known_peak_flops("NVIDIA A100-SXM4-80GB"), 312e12);
+  EXPECT_EQ(known_peak_flops("NVIDIA GeForce RTX 3090"), 0);
+  EXPECT_EQ(known_peak_flops("cpu"), 0);
 }
 
 }  // namespace
