@@ -1,11 +1,13 @@
 #include "data/tokenizer_trainer.h"
 
-#include <filesystem>
-
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -122,7 +124,32 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
   };
   VectorSentenceIterator it(reservoir);
   std::string model;
+  // SentencePiece trains silently (its own log is muted): say what runs and, every 15 s,
+  // that it still does.
+  log_info("tokenizer train: ", o.model_type, " on ", reservoir.size(), " of ", stats.sentences_seen, " lines (",
+           stats.documents, " documents), vocabulary ", o.vocab_size, ", ", threads, " thread(s)");
+  const auto start = std::chrono::steady_clock::now();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread progress([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::seconds(15), [&] { return finished; })) {
+      log_info("tokenizer train: still training (", static_cast<int>(std::chrono::duration<double>(
+                                                          std::chrono::steady_clock::now() - start)
+                                                          .count()),
+               " s)");
+    }
+  });
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  progress.join();
+  log_info("tokenizer train: trained in ",
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s");
   PAJAMA_CHECK_AS(DataError, status.ok(), "tokenizer train: SentencePiece failed: ", status.ToString());
 
   sentencepiece::SentencePieceProcessor sp;
