@@ -1,5 +1,7 @@
 #include "model/attention.h"
 
+#include <optional>
+
 #include "core/error.h"
 #include "model/rope.h"
 
@@ -31,6 +33,27 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const torch::Tensor k = apply_rope(k_proj(x).view({batch, seq, n_kv_heads_, head_dim_}), cos, sin);
   const torch::Tensor v = v_proj(x).view({batch, seq, n_kv_heads_, head_dim_}).transpose(1, 2);
   const torch::Tensor out = causal_attention(q, k, v);  // (B, H, T, hd)
+  return o_proj(out.transpose(1, 2).reshape({batch, seq, n_heads_ * head_dim_}));
+}
+
+torch::Tensor AttentionImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                            torch::Tensor& key_cache, torch::Tensor& value_cache, int64_t pos) {
+  const int64_t batch = x.size(0), seq = x.size(1), total = pos + seq;
+  PAJAMA_CHECK(total <= key_cache.size(2), "attention: ", total, " positions exceed the cache's ", key_cache.size(2));
+  const torch::Tensor q = apply_rope(q_proj(x).view({batch, seq, n_heads_, head_dim_}), cos, sin);
+  key_cache.narrow(2, pos, seq).copy_(apply_rope(k_proj(x).view({batch, seq, n_kv_heads_, head_dim_}), cos, sin));
+  value_cache.narrow(2, pos, seq).copy_(v_proj(x).view({batch, seq, n_kv_heads_, head_dim_}).transpose(1, 2));
+  const torch::Tensor k = key_cache.narrow(2, 0, total), v = value_cache.narrow(2, 0, total);
+  // Query i sits at position pos + i and sees keys 0..pos + i. One query needs no mask;
+  // a block gets an explicit one (SDPA's is_causal aligns a short query block with the
+  // first keys, not the last).
+  std::optional<torch::Tensor> mask;
+  if (seq > 1) {
+    const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
+    mask = torch::arange(total, opts).unsqueeze(0) <= (torch::arange(seq, opts) + pos).unsqueeze(1);  // (T, total)
+  }
+  const torch::Tensor out = torch::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt,
+                                                                /*enable_gqa=*/n_kv_heads_ != n_heads_);
   return o_proj(out.transpose(1, 2).reshape({batch, seq, n_heads_ * head_dim_}));
 }
 

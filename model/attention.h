@@ -18,6 +18,11 @@ class AttentionImpl : public torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t n_heads, int64_t n_kv_heads);
   // x (B, T, dim); cos/sin (T, head_dim/2) in x's dtype -> (B, T, dim)
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // Incremental decoding: x holds positions [pos, pos + T) (cos/sin of those positions);
+  // their keys and values are written into the cache tensors (B, KV, capacity, hd) at
+  // [pos, pos + T) and the T queries attend to positions [0, pos + T), causally.
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               torch::Tensor& key_cache, torch::Tensor& value_cache, int64_t pos);
 
   Linear q_proj{nullptr};  // (n_heads*head_dim, dim)
   Linear k_proj{nullptr};  // (n_kv_heads*head_dim, dim)

@@ -66,6 +66,26 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens) {
   return cfg_.padded_vocab_size() == cfg_.vocab_size ? logits : logits.narrow(-1, 0, cfg_.vocab_size).contiguous();
 }
 
+torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KvCache& cache, bool last_only) {
+  PAJAMA_CHECK(tokens.dim() == 2 && tokens.scalar_type() == torch::kInt64, "Llama: tokens must be (B, T) int64, got ",
+               tokens.sizes(), " ", tokens.scalar_type());
+  const int64_t pos = cache.length, seq = tokens.size(1);
+  PAJAMA_CHECK(static_cast<int64_t>(cache.keys.size()) == cfg_.n_layers && pos + seq <= cache.capacity,
+               "Llama::forward_cached: ", pos + seq, " positions exceed the cache's capacity ", cache.capacity);
+  torch::NoGradGuard no_grad;
+  torch::Tensor h = model->embed_tokens(tokens);
+  const auto [cos_all, sin_all] = rope_.get(pos + seq, h.device(), h.scalar_type());
+  const torch::Tensor cos = cos_all.narrow(0, pos, seq), sin = sin_all.narrow(0, pos, seq);
+  for (size_t l = 0; l < model->layers->size(); ++l) {
+    h = model->layers[l]->as<TransformerBlock>()->forward_cached(h, cos, sin, cache.keys[l], cache.values[l], pos);
+  }
+  cache.length = pos + seq;
+  h = model->norm(h);
+  if (last_only) h = h.narrow(1, seq - 1, 1);
+  const torch::Tensor logits = torch::linear(h, head_weight());
+  return cfg_.padded_vocab_size() == cfg_.vocab_size ? logits : logits.narrow(-1, 0, cfg_.vocab_size).contiguous();
+}
+
 torch::Tensor LlamaImpl::loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
   PAJAMA_CHECK(targets.sizes() == tokens.sizes() && targets.scalar_type() == torch::kInt64,
                "Llama::loss: targets must be int64 shaped like tokens ", tokens.sizes(), ", got ", targets.sizes(),

@@ -22,6 +22,7 @@
 #include "model/linear.h"
 #include "model/llama_config.h"
 #include "model/rms_norm.h"
+#include "model/kv_cache.h"
 #include "model/rope.h"
 #include "model/training_options.h"
 #include "model/transformer_block.h"
@@ -45,6 +46,11 @@ class LlamaImpl : public torch::nn::Module {
 
   // tokens (B, T) int64, T <= max_seq_len -> logits (B, T, vocab_size) in the parameter dtype.
   torch::Tensor forward(const torch::Tensor& tokens);
+  // Incremental decoding: tokens (B, T) continue the cache's cache.length positions;
+  // returns the logits (B, T, vocab_size) of the new positions (only the last one's with
+  // last_only) and advances cache.length by T. Same values as forward() on the whole
+  // sequence. Inference only (no autograd graph).
+  torch::Tensor forward_cached(const torch::Tensor& tokens, KvCache& cache, bool last_only = false);
   // Final hidden states (B, T, dim) after the last RMSNorm, before the head. With grad mode
   // on, each block runs as training_options().checkpointing says (same values either way).
   torch::Tensor hidden_states(const torch::Tensor& tokens);

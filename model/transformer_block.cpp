@@ -18,6 +18,13 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
   return h + mlp(post_attention_layernorm(h));
 }
 
+torch::Tensor TransformerBlockImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& cos,
+                                                   const torch::Tensor& sin, torch::Tensor& key_cache,
+                                                   torch::Tensor& value_cache, int64_t pos) {
+  const torch::Tensor h = x + self_attn->forward_cached(input_layernorm(x), cos, sin, key_cache, value_cache, pos);
+  return h + mlp(post_attention_layernorm(h));
+}
+
 torch::Tensor TransformerBlockImpl::forward_selective(const torch::Tensor& x, const torch::Tensor& cos,
                                                       const torch::Tensor& sin) {
   const int64_t batch = x.size(0), seq = x.size(1);

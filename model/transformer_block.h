@@ -23,6 +23,9 @@ class TransformerBlockImpl : public torch::nn::Module {
   // logsumexp, h, gate and up, and recomputes both RMSNorm outputs, o_proj's input copy,
   // silu(gate) and the SwiGLU product in backward (elementwise work, no matmul).
   torch::Tensor forward_selective(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // Incremental decoding (AttentionImpl::forward_cached): x holds positions [pos, pos + T).
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               torch::Tensor& key_cache, torch::Tensor& value_cache, int64_t pos);
 
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};

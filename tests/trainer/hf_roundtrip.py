@@ -7,6 +7,8 @@
   hf_roundtrip.py logits DIR TOKENS OUT        logits of LlamaForCausalLM.from_pretrained(DIR) for int32 tokens [B,T+1]
                                                (inputs = all but the last column) -> OUT as float32
   hf_roundtrip.py loss DIR TOKENS              mean next-token cross-entropy over the batch, printed
+  hf_roundtrip.py generate DIR IDS N           greedy generate(do_sample=False) of N new tokens after the
+                                               space-separated prompt ids IDS (no EOS stop); prints the new ids
 Token files are raw little-endian int32 with the shape given by --batch and --width.
 """
 import argparse
@@ -23,12 +25,14 @@ def load_tokens(path, batch, width):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["make", "make-baichuan", "logits", "loss"])
+    ap.add_argument("cmd", choices=["make", "make-baichuan", "logits", "loss", "generate"])
     ap.add_argument("dir")
     ap.add_argument("tokens", nargs="?")
     ap.add_argument("out", nargs="?")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--width", type=int, default=17)
+    ap.add_argument("--init-range", type=float, default=0.02,
+                    help="make: weight init std (larger gives a model whose greedy output varies)")
     a = ap.parse_args()
     torch.manual_seed(3)
     if a.cmd in ("make", "make-baichuan"):
@@ -36,7 +40,8 @@ def main():
         cfg = LlamaConfig(vocab_size=4096, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
                           num_attention_heads=4, num_key_value_heads=4 if baichuan else 2,
                           max_position_embeddings=256, rms_norm_eps=1e-6 if baichuan else 1e-5,
-                          rope_theta=10000.0, tie_word_embeddings=False)
+                          rope_theta=10000.0, tie_word_embeddings=False,
+                          initializer_range=a.init_range)
         model = LlamaForCausalLM(cfg).to(torch.float32)
         if not baichuan:
             model.save_pretrained(a.dir, safe_serialization=True)
@@ -60,6 +65,14 @@ def main():
             json.dump(bc, f, indent=2)
         return 0
     model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.float32, attn_implementation="eager").eval()
+    if a.cmd == "generate":
+        prompt = torch.tensor([[int(x) for x in a.tokens.split()]])
+        n = int(a.out)
+        with torch.no_grad():
+            out = model.generate(prompt, do_sample=False, max_new_tokens=n, min_new_tokens=n, eos_token_id=None,
+                                 pad_token_id=0)
+        print(" ".join(str(int(x)) for x in out[0, prompt.shape[1]:]))
+        return 0
     tokens = load_tokens(a.tokens, a.batch, a.width)
     with torch.no_grad():
         logits = model(input_ids=tokens[:, :-1]).logits.float()
