@@ -1,6 +1,8 @@
 #include "core/log.h"
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 
 namespace pajama {
@@ -10,12 +12,23 @@ int g_world = 1;
 LogLevel g_level = LogLevel::kInfo;
 std::mutex g_mutex;
 
+// "2026-12-03 15:21:02" in local time: when a line was written, to line up a job's log
+// with the cluster's (and another rank's) events.
+void timestamp(char (&buf)[24]) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm local{};
+  localtime_r(&now, &local);
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &local) == 0) buf[0] = '\0';
+}
+
 void emit(FILE* out, const char* tag, const std::string& msg) {
+  char time[24];
+  timestamp(time);
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_world > 1) {
-    std::fprintf(out, "[rank %d] %s%s\n", g_rank, tag, msg.c_str());
+    std::fprintf(out, "%s [rank %d] %s%s\n", time, g_rank, tag, msg.c_str());
   } else {
-    std::fprintf(out, "%s%s\n", tag, msg.c_str());
+    std::fprintf(out, "%s %s%s\n", time, tag, msg.c_str());
   }
   std::fflush(out);
 }

@@ -141,10 +141,23 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
       dtype_(resolve_dtype(cfg.train, device_)),
       comm_(comm),
       nan_hook_(NanTestHook::from_env()) {
+  log_info("run ", cfg.run.name, ": ", cfg.run.output_dir);
   if (device_.is_cpu()) {
+    // train.threads, else OMP_NUM_THREADS, else the node's cores shared by its ranks.
     const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-    const int64_t threads = cfg.train.threads > 0 ? cfg.train.threads : std::max<int64_t>(1, cores / world.local_size);
+    int64_t threads = cfg.train.threads;
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    if (threads <= 0 && omp != nullptr && *omp != '\0') {
+      char* end = nullptr;
+      const long n = std::strtol(omp, &end, 10);
+      PAJAMA_CHECK_AS(ConfigError, *end == '\0' && n > 0, "OMP_NUM_THREADS='", omp,
+                      "' is not a positive integer (unset it or set train.threads)");
+      threads = n;
+    }
+    if (threads <= 0) threads = std::max<int64_t>(1, cores / world.local_size);
     torch::set_num_threads(static_cast<int>(threads));
+    log_info("CPU threads per rank: ", threads,
+             cfg.train.threads > 0 ? " (train.threads)" : omp != nullptr ? " (OMP_NUM_THREADS)" : " (cores / ranks on the node)");
   }
   // What the process holds before the model exists: the baseline the memory plan and
   // the peak-memory metric are measured from.
