@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "test_util.h"
@@ -26,7 +27,9 @@ std::string train_cmd(const std::string& run_dir, const std::string& extra) {
 
 TEST(TrainE2E, TinyConfigOnMockDataLearns) {
   TempDir dir;
-  const auto r = testing::run_command(train_cmd(dir.str("run"), "--set checkpoint.every_steps=0 --set checkpoint.save_final=false"));
+  const auto r = testing::run_command(
+      "env OMP_NUM_THREADS=1 " +
+      train_cmd(dir.str("run"), "--set checkpoint.every_steps=0 --set checkpoint.save_final=false"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto m = read_metrics(dir.path() / "run");
   ASSERT_EQ(m.size(), 20u) << r.output;
@@ -35,6 +38,51 @@ TEST(TrainE2E, TinyConfigOnMockDataLearns) {
   EXPECT_LT(m.back().loss, 0.5 * m.front().loss) << r.output;
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "run" / "config.yaml"));
   EXPECT_NE(r.output.find("step    200/200 | loss"), std::string::npos) << r.output;
+  // Log lines start with the local time; the run's name is logged; OMP_NUM_THREADS is honoured.
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("(^|\\n)[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} run tiny: ")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("\n[0-9-]{10} [0-9:]{8} step    200/200 \\| loss"))) << r.output;
+  EXPECT_NE(r.output.find("CPU threads per rank: 1 (OMP_NUM_THREADS)"), std::string::npos) << r.output;
+}
+
+// The golden curve: the tiny config's first 30 steps on one rank in fp32 with one thread,
+// against values recorded in tests/trainer/golden/tiny_fp32_cpu.json. Any change to the
+// numerics (initialisation, data order, an op's formula or order of summation, the
+// optimizer) moves them by far more than the tolerance. A deliberate change is recorded
+// with PAJAMA_UPDATE_GOLDEN=1 (the test then rewrites the file and fails once, so an
+// update is never silent) and explained in the commit. The tolerance, 1e-6 relative,
+// only absorbs another x86 CPU's vector width (AVX2 vs AVX-512 sums in another order).
+TEST(TrainE2E, TinyLossCurveMatchesTheGoldenValues) {
+  TempDir dir;
+  const std::string args =
+      "--set train.max_steps=30 --set log.every_steps=1 --set train.threads=1 --set checkpoint.every_steps=0 "
+      "--set checkpoint.save_final=false";
+  const auto r = testing::run_command(train_cmd(dir.str("run"), args));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto m = read_metrics(dir.path() / "run");
+  ASSERT_EQ(m.size(), 30u) << r.output;
+  const auto golden = std::filesystem::path(testing::source_dir()) / "tests/trainer/golden/tiny_fp32_cpu.json";
+  const char* update = std::getenv("PAJAMA_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream out(golden);
+    out << "{\"what\": " << nlohmann::json("pajama train --config configs/tiny.yaml " + args + " (1 rank, fp32, CPU)")
+        << ",\n \"steps\": [\n";
+    for (size_t i = 0; i < m.size(); ++i) {
+      out << "  " << nlohmann::json{{"step", m[i].step}, {"loss", m[i].loss}, {"grad_norm", m[i].grad_norm}}
+          << (i + 1 < m.size() ? ",\n" : "\n");
+    }
+    out << " ]}\n";
+    FAIL() << "rewrote " << golden << "; commit it with the reason the numerics changed";
+  }
+  const auto j = nlohmann::json::parse(testing::read_text(golden));
+  ASSERT_EQ(j.at("steps").size(), m.size()) << golden;
+  for (size_t i = 0; i < m.size(); ++i) {
+    const auto& g = j["steps"][i];
+    ASSERT_EQ(m[i].step, g.at("step").get<int64_t>());
+    const double loss = g.at("loss").get<double>(), gnorm = g.at("grad_norm").get<double>();
+    EXPECT_NEAR(m[i].loss, loss, 1e-6 * std::abs(loss)) << "step " << m[i].step << " (see " << golden << ")";
+    EXPECT_NEAR(m[i].grad_norm, gnorm, 1e-6 * std::abs(gnorm)) << "step " << m[i].step;
+  }
 }
 
 // vocab 4097 makes the parameter count odd, so no rank count divides it evenly.
