@@ -36,10 +36,25 @@ function(pajama_library name)
   endif()
 endfunction()
 
-# pajama_test(NAME SOURCES... LIBS... [LABELS ...] [NP n]): one GoogleTest executable.
+# pajama_test(NAME SOURCES... LIBS... LABEL kind [NP n] [PART suffix FILTER gtest_filter]):
+# one GoogleTest executable, registered as a CTest test of exactly one kind, so the
+# labels partition the suite:
+#   unit      fast, one process, no executable, Python or mpiexec started (ctest -L unit: < 1 min)
+#   fuzz      the readers' mutation fuzzing (forks a child per case)
+#   mpi       runs under mpiexec or initialises MPI
+#   parity    against an independent reference (transformers, SentencePiece's Python package)
+#   e2e       drives the pajama executable
+#   multinode two hosts in network namespaces (root)
 # With NP, the test runs under mpiexec with n ranks and fails (never skips) if MPI cannot start.
+# A binary whose cases are of several kinds is registered once per kind: PART names the
+# test NAME_PART and FILTER picks its cases (--gtest_filter), the parts together covering
+# every case (a part with a negative filter takes the rest).
 function(pajama_test name)
-  cmake_parse_arguments(ARG "" "NP;TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NP;TIMEOUT;LABEL;PART;FILTER" "SOURCES;LIBS;ARGS" ${ARGN})
+  set(_kinds unit fuzz mpi parity e2e multinode gpu)
+  if(NOT ARG_LABEL IN_LIST _kinds)
+    message(FATAL_ERROR "pajama_test(${name}): LABEL must be one of ${_kinds}, got '${ARG_LABEL}'")
+  endif()
   if(NOT TARGET ${name})
     add_executable(${name} ${ARG_SOURCES})
     target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest)
@@ -47,8 +62,14 @@ function(pajama_test name)
     target_precompile_headers(${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
   endif()
   set(test_name ${name})
+  if(ARG_PART)
+    set(test_name ${name}_${ARG_PART})
+  endif()
+  if(ARG_FILTER)
+    list(APPEND ARG_ARGS --gtest_filter=${ARG_FILTER})
+  endif()
   if(ARG_NP)
-    set(test_name ${name}_np${ARG_NP})
+    set(test_name ${test_name}_np${ARG_NP})
     add_test(NAME ${test_name}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ARG_NP} --oversubscribe
                      --allow-run-as-root --bind-to none $<TARGET_FILE:${name}> ${ARG_ARGS})
@@ -62,6 +83,6 @@ function(pajama_test name)
     # Multi-rank tests oversubscribe the cores already; run them alone.
     set_tests_properties(${test_name} PROPERTIES RUN_SERIAL TRUE)
   endif()
-  set_tests_properties(${test_name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+  set_tests_properties(${test_name} PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT}
     ENVIRONMENT "PAJAMA_SOURCE_DIR=${PROJECT_SOURCE_DIR};PAJAMA_BINARY_DIR=${PROJECT_BINARY_DIR};PAJAMA_EXE=$<TARGET_FILE:pajama>;PAJAMA_PYTHON=${PAJAMA_PYTHON};OMP_NUM_THREADS=1")
 endfunction()
