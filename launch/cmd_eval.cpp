@@ -16,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "launch/command.h"
 #include "parallel/communicator.h"
+#include "parallel/device_memory.h"
 #include "parallel/world.h"
 #include "trainer/inference_model.h"
 #include "trainer/text_eval.h"
@@ -34,7 +35,7 @@ void run_eval(const EvalCli& c) {
   pajama::set_log_rank(world.rank, world.size);
   const torch::Device device =
       world.size > 1 && c.device != "cpu" && torch::cuda::is_available()
-          ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % torch::cuda::device_count()))
+          ? pajama::local_gpu(world.rank, world.local_rank)
           : pajama::inference_device(c.device, "--device");
   std::unique_ptr<pajama::Communicator> comm = pajama::make_communicator(world, device, pajama::CommConfig{});
   try {

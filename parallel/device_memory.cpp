@@ -48,6 +48,14 @@ int64_t device_total_memory(const torch::Device& device) {
 #endif
 }
 
+torch::Device local_gpu(int rank, int local_rank) {
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  PAJAMA_CHECK_AS(ConfigError, local_rank < count, "rank ", rank, " is rank ", local_rank,
+                  " on its node, which has ", count, " visible GPU(s): start at most one rank per GPU "
+                  "(mpirun -np / --npernode, srun --ntasks-per-node) or check CUDA_VISIBLE_DEVICES");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 std::string device_name(const torch::Device& device) {
   if (!device.is_cuda()) return "cpu";
 #ifdef PAJAMA_WITH_CUDA

@@ -20,5 +20,8 @@ MemoryReading read_memory(const torch::Device& device);
 int64_t device_total_memory(const torch::Device& device);
 // The GPU's product name (cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"); "cpu".
 std::string device_name(const torch::Device& device);
+// The GPU of the rank with this local rank on its node: one rank per GPU, so a local rank
+// beyond the node's GPUs is a ConfigError (ranks sharing a GPU would make NCCL hang or fail).
+torch::Device local_gpu(int rank, int local_rank);
 
 }  // namespace pajama

@@ -589,6 +589,7 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
   const std::vector<fs::path> candidates = resume_candidates();
   fs::path dir;
   Manifest manifest;
+  std::string problems;
   for (const fs::path& candidate : candidates) {
     std::string problem = agree_on_problem(comm_, read_manifest(candidate, manifest));
     if (problem.empty()) problem = verify_together(candidate, manifest, optimizer);
@@ -599,13 +600,15 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
     PAJAMA_CHECK_AS(CheckpointError, cfg_.resume == "auto", "checkpoint.resume ", cfg_.resume,
                     " cannot be used: ", problem);
     if (comm_.rank() == 0) log_warn("skipping checkpoint ", candidate.string(), ": ", problem);
+    problems += str("\n  ", candidate.filename().string(), ": ", problem);
   }
-  if (dir.empty()) {
-    if (!candidates.empty()) {
-      log_warn("no complete checkpoint in ", checkpoints_dir().string(), "; starting from step 0");
-    }
-    return std::nullopt;
-  }
+  // Checkpoints exist but none verifies: starting from step 0 would silently throw away
+  // the run (and a requeued job would do it again and again), so it is an error.
+  PAJAMA_CHECK_AS(CheckpointError, candidates.empty() || !dir.empty(), "checkpoint.resume auto: none of the ",
+                  candidates.size(), " checkpoints in ", checkpoints_dir().string(), " is complete and intact:", problems,
+                  "\nrestore one (e.g. from a copy), move them out of the run directory to start from step 0, or resume "
+                  "another with checkpoint.resume: PATH");
+  if (dir.empty()) return std::nullopt;
 
   try {
     const CheckpointModel saved = read_checkpoint_model(dir, manifest);

@@ -58,8 +58,7 @@ torch::Device resolve_device(const TrainLoopConfig& train, const World& world) {
                     "use train.device: cpu or run on a GPU machine");
   }
   if (train.device == "cuda" || (train.device == "auto" && has_cuda)) {
-    const int count = static_cast<int>(torch::cuda::device_count());
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count));
+    return local_gpu(world.rank, world.local_rank);
   }
   return torch::Device(torch::kCPU);
 }

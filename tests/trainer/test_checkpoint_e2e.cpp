@@ -135,7 +135,8 @@ TEST_F(CheckpointE2E, CorruptOrIncompleteCheckpointIsSkipped) {
     bytes[bytes.size() / 2] ^= 0x20;
     testing::write_text(f, bytes);
   }
-  r = testing::run_command(testing::mpirun(2) + cmd(run, 10));
+  const std::string keep = "--set checkpoint.keep_last=0";  // step_4 stays the fallback
+  r = testing::run_command(testing::mpirun(2) + cmd(run, 10, keep));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("skipping checkpoint " + newest.string() + ": file optim_rank00001.safetensors fails its xxh3_128 check"),
             std::string::npos)
@@ -144,9 +145,30 @@ TEST_F(CheckpointE2E, CorruptOrIncompleteCheckpointIsSkipped) {
 
   // A missing rank file in the (new) newest checkpoint is reported the same way.
   fs::remove(fs::path(run) / "checkpoints" / "step_00000010" / "optim_rank00000.safetensors");
-  r = testing::run_command(testing::mpirun(2) + cmd(run, 12));
+  r = testing::run_command(testing::mpirun(2) + cmd(run, 12, keep));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("file optim_rank00000.safetensors is missing"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step_00000004 (step 4"), std::string::npos) << r.output;
+
+  // When no checkpoint verifies, resume: auto refuses to start over from step 0 (a
+  // requeued job would throw the run away), names every problem and deletes nothing.
+  size_t checkpoints = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(run) / "checkpoints")) {
+    if (e.is_directory() && e.path().filename().string().starts_with("step_")) {
+      ++checkpoints;
+      fs::remove(e.path() / "model.safetensors");
+    }
+  }
+  ASSERT_GE(checkpoints, 3u);
+  r = testing::run_command(testing::mpirun(2) + cmd(run, 14));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("none of the " + std::to_string(checkpoints) + " checkpoints in " +
+                          (fs::path(run) / "checkpoints").string() + " is complete and intact"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("step_00000008: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step_00000012: file model.safetensors is missing"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(run) / "checkpoints" / "step_00000012" / "manifest.json")) << "nothing deleted";
 }
 
 // Kills a 2-rank run with SIGKILL at random moments and restarts it; the final weights
