@@ -64,17 +64,34 @@ void run_generate(GenerateCli& c) {
   pajama::log_info("generate: ", m.source, " on ", device.str(), " (",
                    c10::toString(m.model->parameters().front().scalar_type()), "), ", prompt.size(),
                    " prompt tokens, ", c.options.temperature == 0 ? std::string("greedy") : "sampling");
-  const std::vector<int64_t> out = pajama::generate(m.model, prompt, c.options);
   if (c.print_ids || !tok) {
+    const std::vector<int64_t> out = pajama::generate(m.model, prompt, c.options);
     std::string line;
     for (int64_t id : out) line += (line.empty() ? "" : " ") + std::to_string(id);
     std::printf("%s\n", line.c_str());
     return;
   }
-  std::vector<int32_t> all;
-  for (int64_t id : prompt) all.push_back(static_cast<int32_t>(id));
-  for (int64_t id : out) all.push_back(static_cast<int32_t>(id));
-  std::printf("%s\n", tok->decode(all).c_str());
+  // The text appears as it is produced: after each token the whole sequence is decoded
+  // again (pieces join with spaces and bytes into characters only in context) and what
+  // extends the text already shown is printed; an incomplete UTF-8 character waits.
+  std::vector<int32_t> all(prompt.begin(), prompt.end());
+  std::string shown = tok->decode(all);
+  std::fputs(shown.c_str(), stdout);
+  std::fflush(stdout);
+  const auto show = [&](int64_t id) {
+    all.push_back(static_cast<int32_t>(id));
+    const std::string text = tok->decode(all);
+    const bool complete = text.find("\xEF\xBF\xBD", shown.size()) == std::string::npos;  // no U+FFFD
+    if (text.size() > shown.size() && text.starts_with(shown) && complete) {
+      std::fputs(text.c_str() + shown.size(), stdout);
+      std::fflush(stdout);
+      shown = text;
+    }
+  };
+  pajama::generate(m.model, prompt, c.options, show);
+  const std::string text = tok->decode(all);
+  if (text.size() > shown.size() && text.starts_with(shown)) std::fputs(text.c_str() + shown.size(), stdout);
+  std::printf("\n");
 }
 
 void register_generate(CLI::App& app) {
