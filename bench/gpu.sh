@@ -3,7 +3,8 @@
 # on one rank, fused AdamW) against transformers' LlamaForCausalLM (bf16 autocast, fused
 # AdamW, SDPA), eager and with torch.compile, on the same shapes and batches.
 #   bench/gpu.sh [build-dir]          (on the GPU machine; builds first if needed)
-# Prints a table: tokens/s, MFU (FLOPs per DESIGN.md against 989 TFLOP/s), peak memory,
+# Prints a table: tokens/s, MFU (6 x non-embedding parameters + 12 x layers x dim x seq FLOPs
+# per token, as `pajama info` counts them, against 989 TFLOP/s), peak memory,
 # and pajama's ratio to each peer. Copy the table and the command into docs/BENCHMARKS.md.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -5,8 +5,9 @@
 #   bench/prepare_bench.sh [--exe build/launch/pajama] [--tokenizer MODEL] [--repeat 10] [--workdir DIR]
 #
 # Input: the sample corpus (scripts/make_sample_corpus.py, English + Chinese fortunes)
-# repeated --repeat times (10 -> about 60 MB of JSONL). Tokenizer: the LLaMA model from
-# ../shared/data when present, else one trained here with `pajama tokenizer train`.
+# repeated --repeat times (10 -> about 60 MB of JSONL). Tokenizer: --tokenizer, else
+# $LLAMA_TOKENIZER (LLaMA's tokenizer.model, from the released weights) when set, else
+# one trained here on the sample with `pajama tokenizer train`.
 # The "2x spm_encode, parallel" row is a calibration: per-copy wall time of two
 # concurrent spm_encode runs, i.e. the machine's parallel capacity at that moment.
 # MB/s counts UTF-8 text bytes (the same bytes for every row); tokens/s counts text
@@ -37,8 +38,8 @@ mkdir -p "$workdir"
 
 python3 "$here/scripts/make_sample_corpus.py" --output "$workdir/sample" >/dev/null
 if [[ -z "$tokenizer" ]]; then
-  if [[ -f "$here/../shared/data/llama-tokenizer.model" ]]; then
-    tokenizer="$here/../shared/data/llama-tokenizer.model"
+  if [[ -n "${LLAMA_TOKENIZER:-}" ]]; then
+    tokenizer="$LLAMA_TOKENIZER"
   else
     "$exe" tokenizer train --input "$workdir/sample" --vocab-size 8000 --output "$workdir/tok" 2>/dev/null
     tokenizer="$workdir/tok.model"

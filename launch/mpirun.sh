@@ -65,8 +65,8 @@ for v in $(compgen -e); do
     NCCL_*|OMPI_MCA_*|UCX_*|CUDA_*|PAJAMA_*|OMP_NUM_THREADS|TORCH_*|PYTORCH_*) env_args+=(-x "$v") ;;
   esac
 done
-# One CPU thread pool per rank would oversubscribe the cores of a node; default 4.
-if [[ -z "${OMP_NUM_THREADS:-}" ]]; then env_args+=(-x OMP_NUM_THREADS=4); fi
+# CPU threads: pajama train divides the node's cores among its ranks unless
+# OMP_NUM_THREADS (forwarded above) or train.threads says otherwise.
 
 # --map-by slot fills each host's slots in hostfile order, so consecutive ranks share a
 # node and local ranks 0..slots-1 map to GPUs 0..slots-1. --bind-to none leaves CPU

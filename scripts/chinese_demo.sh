@@ -8,15 +8,20 @@
 #   3. stage 1: the vocabulary grown, only the embedding and the head trained;
 #   4. stage 2: stage 1's checkpoint resumed in a new run with everything trainable (2 ranks);
 #   5. the export, loaded by transformers with the merged tokenizer.
-# LLAMA_TOKENIZER names LLaMA's tokenizer.model (default: ../shared/data/llama-tokenizer.model).
+# Needs LLaMA's tokenizer, which is not in the repository: LLAMA_TOKENIZER=PATH names it,
+# the `tokenizer.model` that comes with the released LLaMA or LLaMA-2 weights (499,723
+# bytes, md5 eeec4125e9c7560836b4873b6f8e3025), e.g.
+#   LLAMA_TOKENIZER=hf/llama-7b/tokenizer.model scripts/chinese_demo.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+llama_tok=${LLAMA_TOKENIZER:-}
+[[ -n $llama_tok ]] || { echo "set LLAMA_TOKENIZER to LLaMA's tokenizer.model (it comes with the released weights)" >&2; exit 2; }
+[[ -f $llama_tok ]] || { echo "LLAMA_TOKENIZER: $llama_tok not found" >&2; exit 2; }
+llama_tok=$(realpath "$llama_tok")
 "$root/scripts/setup.sh"
 cd "$root"
 pajama=${PAJAMA_BUILD_DIR:-$root/build}/launch/pajama
 python=${PAJAMA_PYTHON:-${PAJAMA_VENV:-$root/.venv}/bin/python}
-llama_tok=${LLAMA_TOKENIZER:-$root/../shared/data/llama-tokenizer.model}
-[[ -f $llama_tok ]] || { echo "LLaMA's tokenizer.model not found at $llama_tok; set LLAMA_TOKENIZER" >&2; exit 2; }
 out=runs/chinese-demo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun_np2=(mpirun -np 2 --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
