@@ -141,8 +141,10 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
       comm_(comm),
       nan_hook_(NanTestHook::from_env()) {
   log_info("run ", cfg.run.name, ": ", cfg.run.output_dir);
-  if (device_.is_cpu()) {
-    // train.threads, else OMP_NUM_THREADS, else the node's cores shared by its ranks.
+  {
+    // train.threads, else OMP_NUM_THREADS, else the node's cores shared by its ranks; on a
+    // GPU too, where the CPU pool is little used but one per core in every rank would
+    // oversubscribe the node.
     const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
     int64_t threads = cfg.train.threads;
     const char* omp = std::getenv("OMP_NUM_THREADS");
