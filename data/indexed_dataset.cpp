@@ -1,8 +1,5 @@
 #include "data/indexed_dataset.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -103,28 +100,11 @@ IndexedDataset::IndexedDataset(const std::string& prefix) : prefix_(prefix) {
     num_tokens_ += sequence_lengths_[i];
   }
 
-  int fd = ::open(bin.c_str(), O_RDONLY | O_CLOEXEC);
-  PAJAMA_CHECK_AS(DataError, fd >= 0, "cannot open ", bin, ": ", std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  bin_size_ = static_cast<size_t>(st.st_size);
-  if (bin_size_ != static_cast<size_t>(expect_ptr)) {
-    ::close(fd);
-    PAJAMA_FAIL_AS(DataError, bin, ": ", bin_size_, " bytes, but ", idx, " describes ", expect_ptr, " bytes (",
+  bin_ = MappedFile::open<DataError>(bin);
+  if (bin_.size() != static_cast<size_t>(expect_ptr)) {
+    PAJAMA_FAIL_AS(DataError, bin, ": ", bin_.size(), " bytes, but ", idx, " describes ", expect_ptr, " bytes (",
                    num_tokens_, " tokens of ", item, " bytes); the pair does not match or one file is truncated");
   }
-  if (bin_size_ > 0) {
-    void* m = ::mmap(nullptr, bin_size_, PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
-    PAJAMA_CHECK_AS(DataError, m != MAP_FAILED, "cannot mmap ", bin, ": ", std::strerror(errno));
-    bin_ = static_cast<const uint8_t*>(m);
-  } else {
-    ::close(fd);
-  }
-}
-
-IndexedDataset::~IndexedDataset() {
-  if (bin_ != nullptr) ::munmap(const_cast<uint8_t*>(bin_), bin_size_);
 }
 
 void IndexedDataset::read(int64_t seq, int64_t offset, int64_t count, int32_t* out) const {
@@ -132,7 +112,7 @@ void IndexedDataset::read(int64_t seq, int64_t offset, int64_t count, int32_t* o
   const int64_t len = sequence_lengths_[static_cast<size_t>(seq)];
   PAJAMA_CHECK(offset >= 0 && count >= 0 && offset + count <= len, prefix_, ": tokens [", offset, ", ",
                offset + count, ") out of range for sequence ", seq, " of length ", len);
-  const uint8_t* base = bin_ + sequence_pointers_[static_cast<size_t>(seq)];
+  const uint8_t* base = bin_.data() + sequence_pointers_[static_cast<size_t>(seq)];
   switch (dtype_) {
     case TokenDType::kUInt16:
       for (int64_t i = 0; i < count; ++i) out[i] = load_le<uint16_t>(base + 2 * (offset + i));
@@ -162,7 +142,6 @@ IndexedDatasetBuilder::IndexedDatasetBuilder(const std::string& prefix, TokenDTy
   PAJAMA_CHECK_AS(DataError, dtype == TokenDType::kUInt16 || dtype == TokenDType::kInt32,
                   "indexed dataset builder writes uint16 or int32 tokens");
   bin_tmp_ = temp_path_for(bin_path(prefix));
-  idx_tmp_ = temp_path_for(idx_path(prefix));
   bin_ = std::fopen(bin_tmp_.c_str(), "wb");
   PAJAMA_CHECK_AS(DataError, bin_ != nullptr, "cannot create ", bin_tmp_.string(), ": ", std::strerror(errno));
 }
@@ -172,7 +151,6 @@ IndexedDatasetBuilder::~IndexedDatasetBuilder() {
   if (!finalized_) {
     std::error_code ec;
     std::filesystem::remove(bin_tmp_, ec);
-    std::filesystem::remove(idx_tmp_, ec);
   }
 }
 
@@ -226,19 +204,11 @@ void IndexedDatasetBuilder::finalize() {
     const auto v = static_cast<int64_t>(i);
     put(&v, 8);
   }
-  {
-    std::FILE* f = std::fopen(idx_tmp_.c_str(), "wb");
-    PAJAMA_CHECK_AS(DataError, f != nullptr, "cannot create ", idx_tmp_.string(), ": ", std::strerror(errno));
-    const bool ok = std::fwrite(idx.data(), 1, idx.size(), f) == idx.size() && std::fflush(f) == 0 &&
-                    ::fsync(::fileno(f)) == 0;
-    std::fclose(f);
-    PAJAMA_CHECK_AS(DataError, ok, "writing ", idx_tmp_.string(), ": ", std::strerror(errno));
-  }
   // .bin first, then .idx: a reader that finds the .idx finds a complete pair.
-  std::filesystem::rename(bin_tmp_, bin_path(prefix_));
-  std::filesystem::rename(idx_tmp_, idx_path(prefix_));
-  auto parent = std::filesystem::path(prefix_).parent_path();
-  fsync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+  rename_into_place<DataError>(bin_tmp_, bin_path(prefix_));
+  write_file_atomic<DataError>(idx_path(prefix_), [&](int fd, const std::filesystem::path& tmp) {
+    write_all<DataError>(fd, idx.data(), idx.size(), tmp);
+  });
   finalized_ = true;
 }
 

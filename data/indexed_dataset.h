@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/fs.h"
+
 namespace pajama {
 
 enum class TokenDType : uint8_t {
@@ -26,7 +28,6 @@ TokenDType optimal_token_dtype(int64_t vocab_size);
 class IndexedDataset {
  public:
   explicit IndexedDataset(const std::string& prefix);
-  ~IndexedDataset();
   IndexedDataset(const IndexedDataset&) = delete;
   IndexedDataset& operator=(const IndexedDataset&) = delete;
 
@@ -51,8 +52,7 @@ class IndexedDataset {
   std::vector<int32_t> sequence_lengths_;
   std::vector<int64_t> sequence_pointers_;
   std::vector<int64_t> document_indices_;
-  const uint8_t* bin_ = nullptr;
-  size_t bin_size_ = 0;
+  MappedFile bin_;
 };
 
 // Writes an indexed dataset, one sequence per document (Megatron's layout without
@@ -77,7 +77,7 @@ class IndexedDatasetBuilder {
  private:
   std::string prefix_;
   TokenDType dtype_;
-  std::filesystem::path bin_tmp_, idx_tmp_;
+  std::filesystem::path bin_tmp_;
   std::FILE* bin_ = nullptr;
   std::vector<int32_t> lengths_;
   int64_t num_tokens_ = 0;

@@ -1,9 +1,6 @@
 #include "model/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -38,18 +35,6 @@ uint64_t read_le64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
-}
-
-void write_all(int fd, const void* data, size_t size, const std::filesystem::path& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    // Linux caps one write at ~2 GiB; loop for large tensors.
-    const ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t{1} << 30));
-    if (n < 0 && errno == EINTR) continue;
-    PAJAMA_CHECK_AS(CheckpointError, n >= 0, "writing ", path.string(), ": ", std::strerror(errno));
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
 }
 
 // The 8-byte length and the header JSON, padded with spaces to a multiple of 8 so the data
@@ -99,37 +84,23 @@ std::string torch_dtype_to_safetensors(torch::ScalarType dtype) {
   PAJAMA_FAIL_AS(CheckpointError, "dtype ", dtype, " cannot be stored in safetensors by pajama");
 }
 
-SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(path) {
+SafetensorsReader::SafetensorsReader(const std::filesystem::path& path)
+    : path_(path), map_(MappedFile::open<CheckpointError>(path)) {
   const std::string file = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  PAJAMA_CHECK_AS(CheckpointError, fd >= 0, "cannot open ", file, ": ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    PAJAMA_FAIL_AS(CheckpointError, "cannot stat ", file, ": ", std::strerror(err));
-  }
-  map_size_ = static_cast<size_t>(st.st_size);
-  if (map_size_ < 8) {
-    ::close(fd);
-    PAJAMA_FAIL_AS(CheckpointError, file, ": not a safetensors file (", map_size_, " bytes, shorter than the 8-byte header length)");
-  }
-  void* m = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int err = errno;
-  ::close(fd);
-  PAJAMA_CHECK_AS(CheckpointError, m != MAP_FAILED, "cannot map ", file, ": ", std::strerror(err));
-  map_ = static_cast<const uint8_t*>(m);
-
-  try {
-    const uint64_t header_len = read_le64(map_);
-    PAJAMA_CHECK_AS(CheckpointError, header_len <= kMaxHeaderBytes && header_len <= map_size_ - 8, file,
-                    ": header length ", header_len, " is invalid for a file of ", map_size_,
+  const size_t map_size = map_.size();
+  PAJAMA_CHECK_AS(CheckpointError, map_size >= 8, file, ": not a safetensors file (", map_size,
+                  " bytes, shorter than the 8-byte header length)");
+  const uint8_t* map = map_.data();
+  {
+    const uint64_t header_len = read_le64(map);
+    PAJAMA_CHECK_AS(CheckpointError, header_len <= kMaxHeaderBytes && header_len <= map_size - 8, file,
+                    ": header length ", header_len, " is invalid for a file of ", map_size,
                     " bytes (is this a safetensors file?)");
-    const char* text = reinterpret_cast<const char*>(map_ + 8);
+    const char* text = reinterpret_cast<const char*>(map + 8);
     PAJAMA_CHECK_AS(CheckpointError, header_len > 0 && text[0] == '{', file,
                     ": header does not start with '{' (is this a safetensors file?)");
-    data_ = map_ + 8 + header_len;
-    const uint64_t data_size = map_size_ - 8 - header_len;
+    data_ = map + 8 + header_len;
+    const uint64_t data_size = map_size - 8 - header_len;
 
     // Duplicate keys are an error in the reference parser; nlohmann keeps the last one,
     // so catch them while parsing.
@@ -212,15 +183,7 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
     }
     PAJAMA_CHECK_AS(CheckpointError, reach == data_size, file, ": tensors cover ", reach, " bytes but the data buffer has ",
                     data_size, " (truncated or trailing bytes?)");
-  } catch (...) {
-    ::munmap(const_cast<uint8_t*>(map_), map_size_);
-    map_ = nullptr;
-    throw;
   }
-}
-
-SafetensorsReader::~SafetensorsReader() {
-  if (map_ != nullptr) ::munmap(const_cast<uint8_t*>(map_), map_size_);
 }
 
 const SafetensorsEntry& SafetensorsReader::entry(const std::string& name) const {
@@ -250,11 +213,8 @@ std::string serialize_safetensors(const NamedTensors& tensors, const std::map<st
 void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata, const ByteObserver& observe) {
   const std::string header = make_header(tensors, metadata);
-  const std::filesystem::path tmp = temp_path_for(path);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  PAJAMA_CHECK_AS(CheckpointError, fd >= 0, "cannot create ", tmp.string(), ": ", std::strerror(errno));
-  try {
-    write_all(fd, header.data(), header.size(), tmp);
+  write_file_atomic<CheckpointError>(path, [&](int fd, const std::filesystem::path& tmp) {
+    write_all<CheckpointError>(fd, header.data(), header.size(), tmp);
     if (observe) observe(header.data(), header.size());
     // One tensor at a time, so a shard of device tensors is never all on the host at once;
     // each tensor in 4 MiB pieces, each hashed right after it is written while it is still
@@ -268,7 +228,7 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
       const auto* bytes = static_cast<const char*>(c.data_ptr());
       for (size_t off = 0, total = c.nbytes(); off < total; off += kPiece) {
         const size_t n = std::min(kPiece, total - off);
-        write_all(fd, bytes + off, n, tmp);
+        write_all<CheckpointError>(fd, bytes + off, n, tmp);
         if (observe) observe(bytes + off, n);
         written += static_cast<off_t>(n);
         if (written - flushed >= kWriteback) {
@@ -277,24 +237,7 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
         }
       }
     }
-    PAJAMA_CHECK_AS(CheckpointError, ::fsync(fd) == 0, "flushing ", tmp.string(), ": ", std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    PAJAMA_FAIL_AS(CheckpointError, "closing ", tmp.string(), ": ", std::strerror(errno));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    ::unlink(tmp.c_str());
-    PAJAMA_FAIL_AS(CheckpointError, "renaming ", tmp.string(), " to ", path.string(), ": ", ec.message());
-  }
-  const auto parent = path.parent_path();
-  fsync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+  });
 }
 
 }  // namespace pajama

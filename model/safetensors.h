@@ -19,6 +19,8 @@
 
 #include <torch/torch.h>
 
+#include "core/fs.h"
+
 namespace pajama {
 
 struct SafetensorsEntry {
@@ -32,7 +34,6 @@ class SafetensorsReader {
  public:
   // Maps and validates `path`; throws CheckpointError naming the file on any violation.
   explicit SafetensorsReader(const std::filesystem::path& path);
-  ~SafetensorsReader();
   SafetensorsReader(const SafetensorsReader&) = delete;
   SafetensorsReader& operator=(const SafetensorsReader&) = delete;
 
@@ -47,8 +48,7 @@ class SafetensorsReader {
 
  private:
   std::filesystem::path path_;
-  const uint8_t* map_ = nullptr;
-  size_t map_size_ = 0;
+  MappedFile map_;
   const uint8_t* data_ = nullptr;  // start of the byte buffer
   std::map<std::string, SafetensorsEntry> entries_;
   std::vector<std::string> names_;
