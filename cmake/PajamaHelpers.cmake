@@ -12,9 +12,11 @@ if(PAJAMA_LLD)
   add_link_options(-fuse-ld=lld)
 endif()
 
-# The torch wheel's libtorch_cpu.so exports its own copy of std::filesystem; when it
-# precedes libstdc++ in the link order, calls such as std::filesystem::remove_all bind
-# to it and crash. Naming libstdc++ first makes the dynamic linker resolve to it.
+# The torch wheel's libtorch_cpu.so exports its own copy of std::filesystem (e.g.
+# std::filesystem::remove_all); when it precedes libstdc++ in the executable's NEEDED
+# list, the dynamic linker binds those calls to it and they crash. Naming libstdc++
+# first, for every target, makes them resolve to libstdc++. This is the one fix for the
+# clash: code and tests call std::filesystem (remove_all included) freely, no workarounds.
 add_link_options(-Wl,--no-as-needed -lstdc++)
 
 if(PAJAMA_SANITIZE)

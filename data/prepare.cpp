@@ -63,24 +63,10 @@ struct BatchResult {
   std::vector<int32_t> tokens;  // the documents' tokens back to back
 };
 
-// Removes a directory tree with POSIX calls, best effort. Not std::filesystem::remove_all:
-// libtorch.so exports its own copy of that symbol, which crashes on a non-empty
-// directory in executables that link LibTorch (the `pajama` executable does).
-void remove_tree(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name != "." && name != "..") remove_tree(path + "/" + name);
-      }
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  } else {
-    ::unlink(path.c_str());
-  }
+// Removes a directory tree, best effort.
+void remove_tree(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
 }
 
 // Hidden staging directory beside the output: "<dir>/.<name>.prepare-tmp.<pid>".
@@ -374,7 +360,7 @@ struct StagingDir {
   fs::path path;
   bool committed = false;
   ~StagingDir() {
-    if (!committed) remove_tree(path.string());
+    if (!committed) remove_tree(path);
   }
 };
 
@@ -427,7 +413,7 @@ PrepareStats run_prepare(const PrepareOptions& o) {
   const std::string tag = staging_tag(prefix);
   remove_stale_staging(out_dir, tag);
   StagingDir staging{out_dir / (tag + std::to_string(::getpid()))};
-  remove_tree(staging.path.string());
+  remove_tree(staging.path);
   fs::create_directory(staging.path);
 
   const int workers = o.num_workers > 0 ? o.num_workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -482,7 +468,7 @@ PrepareStats run_prepare(const PrepareOptions& o) {
     if (!prefix.has_parent_path()) stats.outputs.back() = name;
   }
   staging.committed = true;
-  remove_tree(staging.path.string());
+  remove_tree(staging.path);
   if (o.shard_size > 0) remove_stale_shards(out_dir, prefix.filename().string(), names.size());
   fsync_directory(out_dir);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

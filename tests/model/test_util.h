@@ -1,7 +1,6 @@
 // Shared helpers for the model tests: scratch directories and tensor comparisons.
 #pragma once
 
-#include <ftw.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -31,12 +30,10 @@ inline LlamaConfig small_gqa_config(int64_t n_layers, bool tied) {
   return c;
 }
 
-// rm -rf without std::filesystem::remove_all: the LibTorch wheel exports its own copy of
-// that symbol, which crashes when the test binary resolves to it.
+// rm -rf, best effort.
 inline void remove_tree(const std::filesystem::path& path) {
-  ::nftw(
-      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return std::remove(p); }, 16,
-      FTW_DEPTH | FTW_PHYS);
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
 }
 
 // A fresh empty directory under the build tree (or /tmp), removed when the object dies.
