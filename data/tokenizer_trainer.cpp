@@ -15,19 +15,11 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/splitmix64.h"
 #include "data/corpus_reader.h"
 
 namespace pajama {
 namespace {
-
-// splitmix64: a fixed, platform-independent generator so the reservoir (and hence the
-// tokenizer) is the same on every machine for the same inputs and seed.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 // Feeds the sampled lines to SentencePiece without a temporary file (0.1.97 has no
 // vector<string> overload; a SentenceIterator works in every version).
@@ -66,7 +58,9 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
 
   TokenizerTrainStats stats;
   std::vector<std::string> reservoir;
-  uint64_t rng = o.seed;
+  // A fixed, platform-independent generator so the reservoir (and hence the tokenizer)
+  // is the same on every machine for the same inputs and seed.
+  SplitMix64 rng(o.seed);
   RawRecord rec;
   std::string text;
   for (const auto& file : files) {
@@ -89,7 +83,7 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
         if (reservoir.size() < static_cast<size_t>(o.max_sentences)) {
           reservoir.emplace_back(line);
         } else {
-          const uint64_t j = splitmix64(rng) % (seen + 1);
+          const uint64_t j = rng.below(seen + 1);
           if (j < reservoir.size()) reservoir[j].assign(line);
         }
       }
