@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace pajama {
@@ -33,6 +34,20 @@ std::string concat(Args&&... args) {
 template <typename... Args>
 std::string str(Args&&... args) {
   return detail::concat(std::forward<Args>(args)...);
+}
+
+// join(items, ", ") -> "a, b, c": the items (strings or anything += appends to a string)
+// with `sep` between them.
+template <typename Range>
+std::string join(const Range& items, std::string_view sep = ", ") {
+  std::string out;
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out += sep;
+    first = false;
+    out += item;
+  }
+  return out;
 }
 
 // Rethrows the exception in flight with `context` prepended, keeping its type:

@@ -21,10 +21,6 @@ namespace {
 
 constexpr size_t kReadChunk = size_t{1} << 20;
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_blank(std::string_view line) {
   return std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
 }
@@ -160,29 +156,29 @@ bool is_corpus_file_name(const std::string& path) {
   std::string name = fs::path(path).filename().string();
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   for (std::string_view z : {".gz", ".zst"}) {
-    if (ends_with(name, z)) {
+    if (name.ends_with(z)) {
       name.resize(name.size() - z.size());
       break;
     }
   }
-  return ends_with(name, ".jsonl") || ends_with(name, ".json") || ends_with(name, ".ndjson") ||
-         ends_with(name, ".txt");
+  return name.ends_with(".jsonl") || name.ends_with(".json") || name.ends_with(".ndjson") ||
+         name.ends_with(".txt");
 }
 
 CorpusFileKind corpus_file_kind(const std::string& path) {
   std::string name = fs::path(path).filename().string();
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   CorpusFileKind kind;
-  if (ends_with(name, ".gz")) {
+  if (name.ends_with(".gz")) {
     kind.compression = Compression::kGzip;
     name.resize(name.size() - 3);
-  } else if (ends_with(name, ".zst")) {
+  } else if (name.ends_with(".zst")) {
     kind.compression = Compression::kZstd;
     name.resize(name.size() - 4);
   }
-  if (ends_with(name, ".jsonl") || ends_with(name, ".json") || ends_with(name, ".ndjson")) {
+  if (name.ends_with(".jsonl") || name.ends_with(".json") || name.ends_with(".ndjson")) {
     kind.format = CorpusFormat::kJsonLines;
-  } else if (ends_with(name, ".txt")) {
+  } else if (name.ends_with(".txt")) {
     kind.format = CorpusFormat::kText;
   } else {
     PAJAMA_FAIL_AS(ConfigError, path,

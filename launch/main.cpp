@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <ranges>
 #include <string>
 
 #include "core/error.h"
@@ -19,8 +20,7 @@ int main(int argc, char** argv) {
   // CLI11 would only say "A subcommand is required" for a misspelt one.
   if (argc > 1 && argv[1][0] != '-' &&
       std::none_of(cmds.begin(), cmds.end(), [&](const auto& c) { return c.first == argv[1]; })) {
-    std::string names;
-    for (const auto& c : cmds) names += (names.empty() ? "" : ", ") + c.first;
+    const std::string names = pajama::join(std::views::keys(cmds));
     std::fprintf(stderr, "error: unknown command '%s'; the commands are %s (pajama --help)\n", argv[1],
                  names.c_str());
     return 2;

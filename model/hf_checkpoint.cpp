@@ -35,10 +35,6 @@ std::string torch_dtype_name(torch::ScalarType t) {
   }
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Name -> shard file for a checkpoint directory.
 std::map<std::string, std::string> weight_map(const fs::path& dir) {
   std::map<std::string, std::string> out;
@@ -58,12 +54,6 @@ std::map<std::string, std::string> weight_map(const fs::path& dir) {
     PAJAMA_FAIL_AS(CheckpointError, index.string(), ": not a valid index (", e.what(), ")");
   }
   return out;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
-  return s;
 }
 
 }  // namespace
@@ -169,7 +159,7 @@ std::map<std::string, TensorSource> tensor_sources(const std::map<std::string, s
   const int64_t q_rows = cfg.n_heads * cfg.head_dim();
   const int64_t kv_rows = cfg.kv_heads() * cfg.head_dim();
   for (const auto& [name, file] : files) {
-    if (ends_with(name, pack)) {
+    if (name.ends_with(pack)) {
       const std::string prefix = name.substr(0, name.size() - std::string("W_pack.weight").size());
       out[prefix + "q_proj.weight"] = {file, name, 0, q_rows};
       out[prefix + "k_proj.weight"] = {file, name, q_rows, q_rows + kv_rows};
@@ -214,7 +204,7 @@ void load_hf_weights(LlamaImpl& model, const fs::path& dir, int64_t vocab_rows) 
     };
     for (const auto& [name, src] : sources) {
       if (expected.count(name) != 0) continue;
-      if (ends_with(name, ".rotary_emb.inv_freq")) continue;  // a buffer older exports contain
+      if (name.ends_with(".rotary_emb.inv_freq")) continue;  // a buffer older exports contain
       if (name == "lm_head.weight" && model.config().tie_embeddings) {
         log_warn(dir.string(), ": ignoring lm_head.weight because the config ties it to model.embed_tokens.weight");
         continue;

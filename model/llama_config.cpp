@@ -93,9 +93,7 @@ std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const 
 LlamaConfig llama_preset(const std::string& name) {
   auto it = presets().find(name);
   if (it == presets().end()) {
-    std::string names;
-    for (const auto& n : llama_preset_names()) names += (names.empty() ? "" : ", ") + n;
-    PAJAMA_FAIL_AS(ConfigError, "unknown model.preset '", name, "'; valid presets: ", names);
+    PAJAMA_FAIL_AS(ConfigError, "unknown model.preset '", name, "'; valid presets: ", join(llama_preset_names()));
   }
   return it->second;
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <thread>
 
 #include <sys/resource.h>
@@ -102,9 +103,8 @@ json parameter_steps_json(const ZeroOptimizer& optimizer) {
 }
 
 std::string name_list(const std::vector<std::string>& names) {
-  std::string out;
   const size_t shown = std::min<size_t>(names.size(), 6);
-  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + names[i];
+  std::string out = join(std::span(names).first(shown));
   if (names.size() > shown) out += str(", ... (", names.size() - shown, " more)");
   return out;
 }

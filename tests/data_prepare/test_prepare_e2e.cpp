@@ -15,6 +15,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/error.h"
 #include "core/hash.h"
 #include "data/indexed_dataset.h"
 #include "data/shard_metadata.h"
@@ -38,12 +39,6 @@ std::vector<std::string> outputs_named(const fs::path& dir, const std::string& s
   }
   std::sort(found.begin(), found.end());
   return found;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += x + " ";
-  return s;
 }
 
 std::string prepare_args(const std::vector<fs::path>& inputs, const fs::path& tok, const fs::path& out,
@@ -270,14 +265,14 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
   r = run_pajama(prepare_args({in}, s.tokenizer, dir / "strict", "--strict --workers 2"));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find(in.string() + ":2: malformed record (invalid_json)"), std::string::npos) << r.output;
-  EXPECT_EQ(join(outputs_named(dir, "strict")), "") << "left behind after --strict failure";
+  EXPECT_EQ(join(outputs_named(dir, "strict"), " "), "") << "left behind after --strict failure";
 
   // Nothing usable at all is an error too.
   test::write_bytes(dir / "none.jsonl", "{\"body\": \"x\"}\n");
   r = run_pajama(prepare_args({dir / "none.jsonl"}, s.tokenizer, dir / "none"));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--text-key"), std::string::npos) << r.output;
-  EXPECT_EQ(join(outputs_named(dir, "none.")), "none.jsonl ");
+  EXPECT_EQ(join(outputs_named(dir, "none."), " "), "none.jsonl");
   fs::remove_all(dir);
 }
 
@@ -293,11 +288,11 @@ TEST(Prepare, TruncatedCompressedInputFailsNamingTheFileAndLeavesNothing) {
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_NE(r.output.find(cut.string()), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
-    EXPECT_EQ(join(outputs_named(dir, "out")), "") << ext;
+    EXPECT_EQ(join(outputs_named(dir, "out"), " "), "") << ext;
     // Sharded: earlier shards are complete before the error, yet none may appear.
     const auto r2 = run_pajama(prepare_args({s.zh, cut}, s.tokenizer, dir / ("sh" + ext), "--shard-size 5000"));
     EXPECT_EQ(r2.code, 1) << r2.output;
-    EXPECT_EQ(join(outputs_named(dir, "sh")), "") << ext;
+    EXPECT_EQ(join(outputs_named(dir, "sh"), " "), "") << ext;
   }
   fs::remove_all(dir);
 }
@@ -319,7 +314,7 @@ TEST(Prepare, UsageErrorsExitWithTwo) {
   r = run_pajama(prepare_args({s.zh}, dir / "missing.model", dir / "out"));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("missing.model"), std::string::npos) << r.output;
-  EXPECT_EQ(join(outputs_named(dir, "out")), "");
+  EXPECT_EQ(join(outputs_named(dir, "out"), " "), "");
   fs::remove_all(dir);
 }
 
@@ -344,14 +339,14 @@ TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 130);
-  EXPECT_EQ(join(outputs_named(dir, "big")), "") << "files left after SIGINT";
+  EXPECT_EQ(join(outputs_named(dir, "big"), " "), "") << "files left after SIGINT";
 
   // A staging directory left by a hard kill is removed by the next run.
   fs::create_directory(dir / ".small.prepare-tmp.999999999");
   test::write_bytes(dir / ".small.prepare-tmp.999999999" / "small.bin", "junk");
   const auto r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "small"));
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(join(outputs_named(dir, "small")), "small.bin small.idx small.pajama.json ");
+  EXPECT_EQ(join(outputs_named(dir, "small"), " "), "small.bin small.idx small.pajama.json");
   fs::remove_all(dir);
 }
 
