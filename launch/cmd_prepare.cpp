@@ -4,62 +4,33 @@
 // truncated input, --strict and a malformed record, I/O), 2 option error (CLI11's own
 // parse errors keep CLI11's codes, e.g. 106 for a missing required option),
 // 130/143 interrupted by SIGINT/SIGTERM (nothing written under the output names).
-#include <signal.h>
-
-#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/signals.h"
 #include "data/prepare.h"
 #include "launch/command.h"
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-volatile sig_atomic_t g_signal = 0;
-
-void on_signal(int sig) {
-  g_signal = sig;
-  g_stop.store(true);
-}
-
-// Installs SIGINT/SIGTERM handlers that ask prepare to stop, restoring the old ones on exit.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopOnSignal() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
-
 void run(const pajama::PrepareOptions& o) {
-  StopOnSignal guard;
+  // A second Ctrl-C or SIGTERM kills at once.
+  pajama::ScopedStopSignalHandlers guard({}, {SIGINT, SIGTERM});
   try {
     const pajama::PrepareStats stats = pajama::run_prepare(o);
     std::fprintf(stderr, "%s\n", pajama::format_prepare_summary(stats).c_str());
   } catch (const pajama::PrepareInterrupted& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    throw pajama::cli::ExitCode{128 + (g_signal != 0 ? static_cast<int>(g_signal) : SIGINT)};
+    throw pajama::cli::ExitCode{128 + (pajama::stop_signal_received() != 0 ? pajama::stop_signal_received() : SIGINT)};
   }
 }
 
 void register_prepare(CLI::App& app) {
   auto o = std::make_shared<pajama::PrepareOptions>();
-  o->stop = &g_stop;
+  o->stop = &pajama::stop_requested();
   auto* sub = app.add_subcommand("prepare", "Tokenize corpora (JSONL/.json/.txt, optionally .gz/.zst) into Megatron .bin/.idx shards");
   sub->add_option("--input,-i", o->inputs, "Input files, globs or directories (in order)")->required();
   sub->add_option("--tokenizer,-t", o->tokenizer_path, "SentencePiece model file")->required();

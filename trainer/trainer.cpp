@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "data/sample_source_factory.h"
 #include "model/param_count.h"
 #include "model/parameter_order.h"
@@ -25,7 +26,6 @@
 #include "trainer/memory_plan.h"
 #include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
-#include "trainer/signals.h"
 #include "trainer/trainable.h"
 
 namespace pajama {
@@ -226,7 +226,7 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
 Trainer::~Trainer() = default;
 
 int Trainer::train() {
-  install_stop_signal_handlers();
+  install_stop_signal_handlers({SIGTERM, SIGUSR1}, {SIGINT});  // kept for the process's life
   start_time_ = last_log_time_ = Clock::now();
   last_log_step_ = step_;
   const int64_t max_steps = cfg_.train.max_steps;
