@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "parallel/communicator.h"
@@ -36,6 +37,29 @@ int64_t scatter_gather_bytes(int64_t full_bytes, int n);
 void check_tensor(const torch::Tensor& t, const torch::Device& device, int rank, const char* op);
 void check_counts(const std::vector<int64_t>& counts, int size, int rank, const char* op);
 int64_t sum_counts(const std::vector<int64_t>& counts);
+
+// What every backend says when a collective misses its deadline: "[rank r] <what> timed
+// out after <s> s; another rank probably failed or stalled — check its log".
+std::string timed_out_message(int rank, const std::string& what, double timeout_s);
+
+// Polls `done()` until it returns true (then true) or `timeout_s` seconds have passed
+// (then false). OpenMPI progresses non-blocking operations inside MPI_Test and NCCL's
+// state is only learnt by asking, so the first polls follow each other at once (a yield
+// between them); then short sleeps, so ranks that share cores leave each other time.
+template <typename Done>
+bool poll_until(double timeout_s, Done&& done) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+  for (int64_t polls = 0;; ++polls) {
+    if (done()) return true;
+    if (Clock::now() > deadline) return false;
+    if (polls < 2000) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(polls < 20000 ? 20 : 200));
+    }
+  }
+}
 
 // The hang forensics of a communicator: its last kCapacity collectives (sequence
 // number, operation, element count, dtype, wall-clock start, CommSite, done or pending).

@@ -53,6 +53,11 @@ void check_counts(const std::vector<int64_t>& counts, int size, int rank, const 
   for (int64_t c : counts) PAJAMA_CHECK_AS(CommError, c >= 0, "[rank ", rank, "] ", op, ": negative count ", c);
 }
 
+std::string timed_out_message(int rank, const std::string& what, double timeout_s) {
+  return str("[rank ", rank, "] ", what, " timed out after ", timeout_s,
+             " s; another rank probably failed or stalled — check its log");
+}
+
 int64_t sum_counts(const std::vector<int64_t>& counts) {
   int64_t s = 0;
   for (int64_t c : counts) s += c;

@@ -320,31 +320,19 @@ class MpiCommunicator final : public Communicator {
 
   [[noreturn]] void timed_out(const char* op, int64_t numel, torch::ScalarType dtype) {
     mark_comm_failed();
-    PAJAMA_FAIL_AS(CommError, "[rank ", rank_, "] ", op, " of ", numel, " ", dtype_name(dtype),
-                   " elements timed out after ", timeout_s_, " s; another rank probably failed or stalled — check its "
-                   "log; compare the sequence numbers below with every rank's\n", ring_.dump(rank_));
+    PAJAMA_FAIL_AS(CommError, timed_out_message(rank_, str(op, " of ", numel, " ", dtype_name(dtype), " elements"), timeout_s_),
+                   "; compare the sequence numbers below with every rank's\n", ring_.dump(rank_));
   }
 
-  // Polls a request until it completes or the deadline passes. OpenMPI progresses
-  // non-blocking collectives inside MPI_Test, so poll often at first, then back off
-  // to short sleeps (ranks may share cores).
+  // Polls a request until it completes or the deadline passes.
   void wait(MPI_Request& req, uint64_t seq, const char* op, int64_t numel, torch::ScalarType dtype) {
-    using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
-    for (int64_t polls = 0;; ++polls) {
-      int done = 0;
-      MPI_CHECK(rank_, MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-      if (done) {
-        ring_.end(seq);
-        return;
-      }
-      if (Clock::now() > deadline) timed_out(op, numel, dtype);
-      if (polls < 2000) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(polls < 20000 ? 20 : 200));
-      }
-    }
+    const bool done = poll_until(timeout_s_, [&] {
+      int flag = 0;
+      MPI_CHECK(rank_, MPI_Test(&req, &flag, MPI_STATUS_IGNORE));
+      return flag != 0;
+    });
+    if (!done) timed_out(op, numel, dtype);
+    ring_.end(seq);
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;

@@ -113,15 +113,14 @@ class NcclCommunicator final : public Communicator {
     {
       MPI_Request req;
       MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &req);
-      const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
-      for (int done = 0; !done;) {
-        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-        if (!done && Clock::now() > deadline) {
-          mark_comm_failed();
-          PAJAMA_FAIL_AS(CommError, "[rank ", rank_, "] broadcast of the NCCL unique id timed out after ", timeout_s_,
-                         " s; another rank probably failed — check its log");
-        }
-        if (!done) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      const bool done = poll_until(timeout_s_, [&] {
+        int flag = 0;
+        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        return flag != 0;
+      });
+      if (!done) {
+        mark_comm_failed();
+        PAJAMA_FAIL_AS(CommError, timed_out_message(rank_, "broadcast of the NCCL unique id", timeout_s_));
       }
     }
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
@@ -284,13 +283,12 @@ class NcclCommunicator final : public Communicator {
     });
     at::cuda::CUDAEvent done;
     done.record(*stream_);
-    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
-    while (!done.query()) {
+    const bool finished = poll_until(timeout_s_, [&] {
+      if (done.query()) return true;
       check_failed();
-      if (Clock::now() > deadline) fail(str("[rank ", rank_, "] barrier timed out after ", timeout_s_,
-                                            " s; another rank probably failed — check its log\n", ring_.dump(rank_)));
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+      return false;
+    });
+    if (!finished) fail(timed_out_message(rank_, "barrier", timeout_s_) + "\n" + ring_.dump(rank_));
   }
 
   void synchronize() override {
@@ -389,20 +387,15 @@ class NcclCommunicator final : public Communicator {
   // On a non-blocking communicator a call may return before NCCL has queued the work;
   // poll until it has (or failed), bounded by the timeout.
   void wait_ready(const char* op) {
-    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
-    for (;;) {
+    const bool ready = poll_until(timeout_s_, [&] {
       ncclResult_t state = ncclSuccess;
       NCCL_CHECK(rank_, comm_, ncclCommGetAsyncError(comm_, &state));
-      if (state == ncclSuccess) return;
-      if (state != ncclInProgress) {
+      if (state != ncclSuccess && state != ncclInProgress) {
         fail(str("[rank ", rank_, "] ", op, " failed: ", ncclGetErrorString(state), " (", ncclGetLastError(comm_), ")"));
       }
-      if (Clock::now() > deadline) {
-        fail(str("[rank ", rank_, "] ", op, " timed out after ", timeout_s_,
-                 " s; another rank probably failed — check its log\n", ring_.dump(rank_)));
-      }
-      std::this_thread::yield();
-    }
+      return state == ncclSuccess;
+    });
+    if (!ready) fail(timed_out_message(rank_, op, timeout_s_) + "\n" + ring_.dump(rank_));
   }
 
   // Watchdog: retires finished collectives. A collective still unfinished after the
@@ -419,8 +412,7 @@ class NcclCommunicator final : public Communicator {
       }
       std::string error;
       if (!pending_.empty() && Clock::now() > pending_.front().deadline) {
-        error = str("[rank ", rank_, "] ", pending_.front().what, " timed out after ", timeout_s_,
-                    " s; another rank probably failed — check its log\n", ring_.dump(rank_));
+        error = timed_out_message(rank_, pending_.front().what, timeout_s_) + "\n" + ring_.dump(rank_);
       }
       if (error.empty() && !failed_.load()) {
         std::lock_guard<std::mutex> guard(abort_mu_);
