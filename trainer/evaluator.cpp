@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "trainer/micro_batch.h"
 
 namespace pajama {
 
@@ -22,7 +23,6 @@ Evaluator::Evaluator(const EvalConfig& cfg, std::vector<NamedSampleSource> sourc
   if (sources.empty() || cfg.every_steps == 0) return;
   for (auto& s : sources) {
     auto loader = std::make_unique<TokenLoader>(std::move(s.source), global_batch, micro_batch, comm.rank(), comm.size());
-    buffer_.resize(static_cast<size_t>(micro_batch * (loader->seq_len() + 1)));
     sources_.push_back(Source{s.name, s.weight, std::move(loader)});
   }
   if (comm.rank() == 0) {
@@ -46,16 +46,13 @@ double Evaluator::run(Llama& model, const torch::Device& device, int64_t step) {
   torch::Tensor means = torch::zeros({static_cast<int64_t>(sources_.size())}, torch::kFloat64);
   for (size_t i = 0; i < sources_.size(); ++i) {
     TokenLoader& loader = *sources_[i].loader;
-    const int64_t b = loader.micro_batch();
-    const int64_t t = loader.seq_len();
     double local = 0;
     int64_t count = 0;
     loader.set_consumed_samples(0);
     for (int64_t batch = 0; batch < cfg_.batches; ++batch) {
       for (int64_t m = 0; m < loader.num_micro_steps(); ++m) {
-        loader.fill_micro_batch(m, buffer_.data());
-        auto tokens = torch::from_blob(buffer_.data(), {b, t + 1}, torch::kInt32).to(device, torch::kInt64);
-        local += model->loss(tokens.narrow(1, 0, t), tokens.narrow(1, 1, t)).item<double>();
+        const MicroBatch mb = load_micro_batch(loader, m, buffer_, device);
+        local += model->loss(mb.inputs, mb.targets).item<double>();
         ++count;
       }
       loader.advance();

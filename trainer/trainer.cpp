@@ -24,6 +24,7 @@
 #include "parallel/adamw.h"
 #include "parallel/device_memory.h"
 #include "trainer/memory_plan.h"
+#include "trainer/micro_batch.h"
 #include "trainer/hf_init.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/trainable.h"
@@ -185,7 +186,6 @@ Trainer::Trainer(const TrainConfig& cfg, const World& world, Communicator& comm)
   auto source = make_sample_source(cfg.data, Split::kTrain, cfg.train.seq_len, mc.vocab_size, seed, num_samples);
   loader_ = std::make_unique<TokenLoader>(source, cfg.train.global_batch_size, cfg.train.micro_batch_size,
                                           world.rank, world.size);
-  batch_buffer_.resize(static_cast<size_t>(cfg.train.micro_batch_size * (cfg.train.seq_len + 1)));
 
   std::vector<NamedSampleSource> valid =
       cfg.eval.every_steps > 0 ? make_validation_sources(cfg.data, cfg.train.seq_len, mc.vocab_size, seed)
@@ -275,20 +275,15 @@ StepStats Trainer::train_step() {
   StepStats s;
   s.lr = learning_rate(cfg_.lr, step_, cfg_.train.max_steps);
   const int64_t num_micro = loader_->num_micro_steps();
-  const int64_t b = cfg_.train.micro_batch_size;
-  const int64_t t = cfg_.train.seq_len;
   optimizer_->zero_grad();
   s.loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   const bool inject_nan = nan_hook_.fires(world_.rank, step_ + 1);
   for (int64_t m = 0; m < num_micro; ++m) {
-    loader_->fill_micro_batch(m, batch_buffer_.data());
-    auto batch = torch::from_blob(batch_buffer_.data(), {b, t + 1}, torch::kInt32).to(device_, torch::kInt64);
-    auto inputs = batch.narrow(1, 0, t);
-    auto targets = batch.narrow(1, 1, t);
+    const MicroBatch batch = load_micro_batch(*loader_, m, batch_buffer_, device_);
     optimizer_->begin_micro_step(m, num_micro);
     // Each micro loss is scaled by 1/num_micro so the accumulated gradient is the
     // mean over this rank's share of the batch; the optimizer averages over ranks.
-    auto loss = model_->loss(inputs, targets) / static_cast<double>(num_micro);
+    auto loss = model_->loss(batch.inputs, batch.targets) / static_cast<double>(num_micro);
     if (inject_nan) loss = loss * nan_hook_.factor;
     loss.backward();
     s.loss_sum += loss.detach();
