@@ -14,8 +14,9 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 void set_log_rank(int rank, int world_size);
 void set_log_level(LogLevel level);
 void log_message(LogLevel level, const std::string& msg);
-// Prints on every rank (for per-rank diagnostics).
-void log_all_ranks(const std::string& msg);
+
+// Seconds for people: "12.3s", "3m05s", "1h02m"; "?" when negative or not finite.
+std::string format_duration(double seconds);
 
 template <typename... Args>
 void log_info(Args&&... args) { log_message(LogLevel::kInfo, str(std::forward<Args>(args)...)); }

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace pajama {
 
@@ -16,13 +17,6 @@ std::string human_count(double n) {
   else if (n >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", n / 1e3);
   else std::snprintf(buf, sizeof buf, "%.0f", n);
   return buf;
-}
-
-std::string human_duration(double seconds) {
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  if (s >= 3600) return str(s / 3600, "h", (s % 3600) / 60, "m");
-  if (s >= 60) return str(s / 60, "m", s % 60, "s");
-  return str(s, "s");
 }
 
 ProgressMeter::ProgressMeter(std::string label, uint64_t total_bytes, bool enabled)
@@ -56,7 +50,7 @@ void ProgressMeter::print(int64_t documents, int64_t tokens, uint64_t bytes_done
     char pct[16];
     std::snprintf(pct, sizeof pct, ", %.1f%%", 100.0 * frac);
     line += pct;
-    if (rate_mb > 0) line += ", ETA " + human_duration(static_cast<double>(total_bytes_ - std::min(bytes_done, total_bytes_)) / 1e6 / rate_mb);
+    if (rate_mb > 0) line += ", ETA " + format_duration(static_cast<double>(total_bytes_ - std::min(bytes_done, total_bytes_)) / 1e6 / rate_mb);
   }
   if (tty_) {
     std::fprintf(stderr, "\r%-100s", line.c_str());

@@ -32,7 +32,5 @@ class ProgressMeter {
 
 // 1234567 -> "1.23M", 999 -> "999"
 std::string human_count(double n);
-// 83 -> "1m23s"
-std::string human_duration(double seconds);
 
 }  // namespace pajama

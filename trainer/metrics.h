@@ -52,8 +52,6 @@ class MetricsLogger {
   std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
-std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
-
 // Dense bf16 peak FLOP/s of a GPU by its product name (H100/H200/H800/GH200 SXM 989e12,
 // H100 PCIe 756e12, A100/A800 312e12, L40S 362e12, B200 2.25e15); 0 when unknown.
 double known_peak_flops(const std::string& device_name);
