@@ -24,7 +24,6 @@ std::string format_duration(double s) {
 namespace {
 int g_rank = 0;
 int g_world = 1;
-LogLevel g_level = LogLevel::kInfo;
 std::mutex g_mutex;
 
 // "2026-12-03 15:21:02" in local time: when a line was written, to line up a job's log
@@ -54,14 +53,8 @@ void set_log_rank(int rank, int world_size) {
   g_world = world_size;
 }
 
-void set_log_level(LogLevel level) { g_level = level; }
-
 void log_message(LogLevel level, const std::string& msg) {
-  if (level < g_level) return;
   switch (level) {
-    case LogLevel::kDebug:
-      if (g_rank == 0) emit(stdout, "debug: ", msg);
-      break;
     case LogLevel::kInfo:
       if (g_rank == 0) emit(stdout, "", msg);
       break;
@@ -73,7 +66,5 @@ void log_message(LogLevel level, const std::string& msg) {
       break;
   }
 }
-
-void log_all_ranks(const std::string& msg) { emit(stdout, "", msg); }
 
 }  // namespace pajama

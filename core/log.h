@@ -9,10 +9,9 @@
 
 namespace pajama {
 
-enum class LogLevel { kDebug, kInfo, kWarn, kError };
+enum class LogLevel { kInfo, kWarn, kError };
 
 void set_log_rank(int rank, int world_size);
-void set_log_level(LogLevel level);
 void log_message(LogLevel level, const std::string& msg);
 
 // Seconds for people: "12.3s", "3m05s", "1h02m"; "?" when negative or not finite.
@@ -24,7 +23,5 @@ template <typename... Args>
 void log_warn(Args&&... args) { log_message(LogLevel::kWarn, str(std::forward<Args>(args)...)); }
 template <typename... Args>
 void log_error(Args&&... args) { log_message(LogLevel::kError, str(std::forward<Args>(args)...)); }
-template <typename... Args>
-void log_debug(Args&&... args) { log_message(LogLevel::kDebug, str(std::forward<Args>(args)...)); }
 
 }  // namespace pajama

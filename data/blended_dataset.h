@@ -38,7 +38,6 @@ class BlendedDataset : public SampleSource {
 
   // (source, sample index in that source) of blend sample `index`.
   std::pair<int, int64_t> locate(int64_t index) const;
-  int num_sources() const { return static_cast<int>(sources_.size()); }
   const std::vector<double>& weights() const { return weights_; }  // normalised
   const SampleSource& source(int d) const { return *sources_[static_cast<size_t>(d)]; }
 

@@ -32,10 +32,6 @@ class MockSource : public SampleSource {
   int64_t samples_per_epoch() const override { return int64_t{1} << 40; }
   void get(int64_t index, int32_t* out) const override;
 
-  // The active token ids, and successor j of active state i (an index into them).
-  const std::vector<int32_t>& active_tokens() const { return tokens_; }
-  int32_t successor(int64_t state, int j) const { return successors_[static_cast<size_t>(state) * kSuccessors + j]; }
-
  private:
   int64_t vocab_size_;
   int64_t seq_len_;

@@ -73,7 +73,6 @@ class CollectiveRing {
   void end(uint64_t seq);
   // "recent collectives of rank R (oldest first):\n  seq ... " one line per entry.
   std::string dump(int rank) const;
-  uint64_t last_seq() const;
 
  private:
   struct Entry {

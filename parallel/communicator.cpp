@@ -86,11 +86,6 @@ void CollectiveRing::end(uint64_t seq) {
   }
 }
 
-uint64_t CollectiveRing::last_seq() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return next_ - 1;
-}
-
 std::string CollectiveRing::dump(int rank) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out = str("recent collectives of rank ", rank, " (oldest first; sequence numbers count this "

@@ -94,8 +94,6 @@ class Checkpointer {
   // Before the optimizer writes parameters and state: on a GPU the device waits for
   // the snapshot's copies (no host sync). Not collective.
   void before_parameter_update();
-  // Host bytes the async snapshot holds (allocated at the first save, reused).
-  int64_t snapshot_bytes() const { return snapshot_ ? snapshot_->bytes() : 0; }
 
   // Collective. Resolves checkpoint.resume (auto/none/PATH), verifies the candidate
   // (incomplete or corrupt checkpoints are reported and skipped for older ones under
