@@ -90,6 +90,10 @@ void MetricsLogger::log(const StepMetrics& m) {
   j["tokens_seen"] = m.tokens_seen;
   j["peak_memory_mb"] = m.peak_memory_mb;
   j["skipped_steps"] = m.skipped_steps;
+  if (m.host_syncs) {
+    j["host_syncs"] = *m.host_syncs;
+    j["host_sync_steps"] = m.host_sync_steps;
+  }
   const std::string text = j.dump() + "\n";
   std::fwrite(text.data(), 1, text.size(), jsonl_);
   std::fflush(jsonl_);

@@ -29,6 +29,11 @@ struct StepMetrics {
   // over ranks, in MB: peak RSS (VmHWM) on the CPU, the caching allocator's peak on CUDA.
   double peak_memory_mb = 0;
   int64_t skipped_steps = 0;     // updates skipped so far in this process (train.nonfinite, train.spike_factor)
+  // CUDA host synchronisations inside the training steps (train_step and the end-of-step
+  // agreement; not logging, evaluation or saving) since the previous record, on rank 0;
+  // only with PAJAMA_COUNT_HOST_SYNCS=1 (parallel/host_sync.h).
+  std::optional<int64_t> host_syncs;
+  int64_t host_sync_steps = 0;   // the steps host_syncs covers
 };
 
 class MetricsLogger {

@@ -236,6 +236,7 @@ int Trainer::train() {
     return 0;
   }
   const int64_t first_step = step_;
+  start_host_sync_count();
   while (step_ < max_steps) {
     // The first step allocates, sets up NCCL's channels and fills the first batches: it
     // gets its own, longer deadline.
@@ -246,18 +247,22 @@ int Trainer::train() {
     ++step_;
     tokens_seen_ += cfg_.train.global_batch_size * cfg_.train.seq_len;
     loader_->advance();
+    count_host_syncs(/*in_step=*/true);
     maybe_log(stats);
     if (evaluator_->should_run(step_, max_steps)) evaluator_->run(model_, device_, step_);
+    count_host_syncs(/*in_step=*/false);
 
     // One all-reduce per step: the stop flag and whether a background save is done.
     const bool stop = [&] {
       CommSite site("trainer: end of step");
       return checkpointer_->end_of_step(stop_signal_received() != 0);
     }();
+    count_host_syncs(/*in_step=*/true);
     if (stop || checkpointer_->should_save(step_, max_steps)) {
       checkpointer_->save(step_, model_, *optimizer_,
                           TrainerState{step_, loader_->consumed_samples(), tokens_seen_}, dump_train_config(cfg_));
     }
+    count_host_syncs(/*in_step=*/false);
     if (stop) {
       checkpointer_->flush();
       log_info("stop requested by a signal: checkpoint for step ", step_, " written to ", cfg_.run.output_dir,
@@ -269,6 +274,21 @@ int Trainer::train() {
   log_info("training done: ", step_, " steps, ", tokens_seen_, " tokens, ",
            format_duration(seconds_between(start_time_, Clock::now())));
   return 0;
+}
+
+void Trainer::start_host_sync_count() {
+  const char* env = std::getenv("PAJAMA_COUNT_HOST_SYNCS");
+  if (env == nullptr || std::string(env) != "1") return;
+  PAJAMA_CHECK_AS(ConfigError, device_.is_cuda(), "PAJAMA_COUNT_HOST_SYNCS=1 counts CUDA host synchronisations, but this "
+                  "run trains on ", device_.str(), "; unset it or train on a GPU");
+  host_syncs_ = std::make_unique<HostSyncCounter>();
+  log_info("counting CUDA host synchronisations per step (PAJAMA_COUNT_HOST_SYNCS=1): host_syncs in metrics.jsonl");
+}
+
+void Trainer::count_host_syncs(bool in_step) {
+  if (!host_syncs_) return;
+  const int64_t n = host_syncs_->take();
+  if (in_step) step_syncs_ += n;
 }
 
 StepStats Trainer::train_step() {
@@ -382,6 +402,11 @@ void Trainer::maybe_log(const StepStats& stats) {
   m.tokens_seen = tokens_seen_;
   m.eta_s = steps > 0 ? dt / steps * static_cast<double>(max_steps - step_) : 0;
   m.peak_memory_mb = max_over_ranks(static_cast<double>(read_memory(device_).peak_bytes - rest_memory_bytes_)) / 1e6;
+  if (host_syncs_) {
+    m.host_syncs = step_syncs_;
+    m.host_sync_steps = step_ - last_log_step_;
+    step_syncs_ = 0;
+  }
   metrics_->log(m);
   last_log_time_ = now;
   last_log_step_ = step_;

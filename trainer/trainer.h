@@ -15,6 +15,7 @@
 #include "data/token_loader.h"
 #include "model/llama.h"
 #include "parallel/communicator.h"
+#include "parallel/host_sync.h"
 #include "parallel/world.h"
 #include "parallel/zero_optimizer.h"
 #include "trainer/checkpointer.h"
@@ -67,6 +68,10 @@ class Trainer {
   std::string skip_reason(double grad_norm) const;
   void record_skip(const StepStats& stats);
   void maybe_log(const StepStats& stats);
+  // PAJAMA_COUNT_HOST_SYNCS=1: syncs since the last call go to the step's count (in_step)
+  // or are dropped (logging, evaluation, saving).
+  void start_host_sync_count();
+  void count_host_syncs(bool in_step);
   double global_mean_loss(const torch::Tensor& local_loss);
   double max_over_ranks(double value);
 
@@ -83,6 +88,8 @@ class Trainer {
   std::unique_ptr<Evaluator> evaluator_;
   std::vector<int32_t> batch_buffer_;
   NanTestHook nan_hook_;
+  std::unique_ptr<HostSyncCounter> host_syncs_;  // PAJAMA_COUNT_HOST_SYNCS=1 on CUDA
+  int64_t step_syncs_ = 0, step_sync_steps_ = 0;  // counted since the previous metrics record
   std::vector<double> recent_norms_;  // gradient norms of the last applied steps (spike rule)
   int64_t consecutive_skips_ = 0;
   int64_t skipped_steps_ = 0;         // in this process's run
