@@ -195,7 +195,11 @@ std::unique_ptr<Communicator> make_communicator(const World& world, const torch:
   PAJAMA_CHECK_AS(ConfigError, config.timeout_s > 0, "comm.timeout_s must be positive, got ", config.timeout_s);
   if (device.is_cuda()) {
 #ifdef PAJAMA_WITH_CUDA
-    if (world.size == 1) return std::make_unique<SingleCommunicator>(device);
+    // PAJAMA_NCCL_ONE_RANK=1 keeps NCCL on one rank (NCCL accepts a one-rank
+    // communicator): the only way one GPU exercises the NCCL backend (scripts/gpu_check.sh).
+    const char* force = std::getenv("PAJAMA_NCCL_ONE_RANK");
+    const bool nccl_one_rank = force != nullptr && std::string(force) == "1";
+    if (world.size == 1 && !nccl_one_rank) return std::make_unique<SingleCommunicator>(device);
     return detail::make_nccl_communicator(world, device, config);
 #else
     PAJAMA_FAIL_AS(ConfigError, "device ", device.str(),
