@@ -47,6 +47,7 @@ endfunction()
 #   parity    against an independent reference (transformers, SentencePiece's Python package)
 #   e2e       drives the pajama executable
 #   multinode two hosts in network namespaces (root)
+#   gpu       needs a CUDA device; fails without one under PAJAMA_REQUIRE_GPU=1, else skips; not in CI
 # With NP, the test runs under mpiexec with n ranks and fails (never skips) if MPI cannot start.
 # A binary whose cases are of several kinds is registered once per kind: PART names the
 # test NAME_PART and FILTER picks its cases (--gtest_filter), the parts together covering
