@@ -63,9 +63,10 @@ def main():
     use_amp = dev.type == "cuda"
 
     def step():
-        batch = torch.randint(0, a.vocab, (a.micro_batch, a.seq + 1), generator=gen).to(dev)
+        batch = torch.randint(0, a.vocab, (a.micro_batch, a.seq), generator=gen).to(dev)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = fwd(input_ids=batch[:, :-1], labels=batch[:, 1:].contiguous())
+            # transformers shifts the labels itself: labels = input_ids is the next-token loss.
+            out = fwd(input_ids=batch, labels=batch)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
