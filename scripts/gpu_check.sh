@@ -119,6 +119,10 @@ exe() { if [[ $1 == pajama ]]; then echo "$bin/pajama"; elif [[ -x $bin/$1 ]]; t
 libs_setup() {
   if [[ -d $carry/debs ]]; then
     eval "$(bash "$carry/unpack-debs.sh" "$carry/debs")" || return 1
+    # Debian's OpenMPI was configured with prefix /usr: relocated, OPAL_PREFIX is the
+    # unpacked usr/ (with .../openmpi, as unpack-debs.sh sets it, orterun cannot find its
+    # components and rejects even -n), and its sysconfdir moves along.
+    export OPAL_PREFIX=$PAJAMA_DEPS/usr OPAL_SYSCONFDIR=$PAJAMA_DEPS/etc/openmpi
   fi
   local torch_dir
   torch_dir=$("${PYTHON:-python3}" -c 'import torch, os; print(os.path.dirname(torch.__file__))') || return 1
