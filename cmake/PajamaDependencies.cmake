@@ -31,8 +31,14 @@ endif()
 
 if(PAJAMA_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/include /usr/include)
-  find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu)
+  # The toolkit's or the system's NCCL, else the torch wheel's (nvidia/nccl beside torch/:
+  # headers and only the versioned libnccl.so.2, as on a machine with just the wheel).
+  get_filename_component(_pajama_wheel_nvidia "${Torch_DIR}/../../../../nvidia" ABSOLUTE)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/include /usr/include
+            ${_pajama_wheel_nvidia}/nccl/include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
+               HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu
+                     ${_pajama_wheel_nvidia}/nccl/lib)
   if(NOT NCCL_INCLUDE_DIR OR NOT NCCL_LIBRARY)
     message(FATAL_ERROR "NCCL not found (nccl.h / libnccl.so); install NCCL or configure with -DPAJAMA_CUDA=OFF")
   endif()

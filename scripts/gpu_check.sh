@@ -55,6 +55,14 @@ if [[ $mode == stage ]]; then
   shared=$root/../shared/gpu
   [[ -f $shared/fetch-debs.sh ]] || { echo "gpu_check.sh: no $shared/fetch-debs.sh" >&2; exit 2; }
   (cd "$root" && bash "$shared/fetch-debs.sh" .gpu-carry/debs >/dev/null)
+  # Beyond fetch-debs.sh's list: what the executables load (xxHash, OpenSSL's libcrypto,
+  # udev for hwloc) and a fallback build needs (their -dev packages).
+  (cd "$carry/debs" && apt-get download libxxhash0 libxxhash-dev libssl3 libssl-dev libudev1 >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get download libxxhash0 libxxhash-dev libssl3 libssl-dev libudev1; })
+  # What the carried executables need from the GPU machine's C library: at most glibc 2.34
+  # and GLIBCXX 3.4.30 today (Debian 12 builds); printed so a mismatch is plain there.
+  syms=$(objdump -T "$carry/bin/pajama" | grep -o 'GLIBC_2\.[0-9]*\|GLIBCXX_3\.4\.[0-9]*' | sort -V | uniq)
+  echo "needs $(grep GLIBC_ <<<"$syms" | tail -1) $(grep GLIBCXX_ <<<"$syms" | tail -1)" >"$carry/NEEDS"
   cp "$shared/unpack-debs.sh" "$carry/"
   du -sh "$carry"
   echo "staged; on the GPU machine: bash scripts/gpu_check.sh --out \"\$OUT\"   (carry .gpu-carry)"
@@ -135,6 +143,7 @@ libs_setup() {
 libs_report() {
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   echo "PAJAMA_MPIEXEC=$PAJAMA_MPIEXEC"
+  [[ -f $carry/NEEDS ]] && echo "carried executables $(cat "$carry/NEEDS"); here: $(ldd --version | head -1)"
   local missing=0
   for e in pajama $tests; do
     local path
