@@ -25,8 +25,22 @@ if(PAJAMA_SANITIZE)
   add_link_options(-fsanitize=${_pajama_san})
 endif()
 
+# One precompiled LibTorch header (core/torch_pch.h) for the whole build: parsing
+# torch/torch.h dominates compile time, so it is compiled once, by this object library,
+# and every target that uses LibTorch reuses it (pajama_use_torch_pch). Reuse needs the
+# same flags: the compile options here are those of every consumer (the project's
+# warnings, LibTorch's definitions); -Winvalid-pch makes a rejected PCH a warning.
+add_library(pajama_torch_pch OBJECT ${PROJECT_SOURCE_DIR}/core/torch_pch.cpp)
+target_link_libraries(pajama_torch_pch PUBLIC ${TORCH_LIBRARIES})
+target_compile_options(pajama_torch_pch PRIVATE ${PAJAMA_WARNINGS})
+target_precompile_headers(pajama_torch_pch PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
+
+function(pajama_use_torch_pch target)
+  target_precompile_headers(${target} REUSE_FROM pajama_torch_pch)
+endfunction()
+
 # pajama_library(NAME SOURCES... [TORCH]): a module library with the project's warnings.
-# TORCH adds LibTorch and a precompiled torch header (torch headers dominate compile time).
+# TORCH adds LibTorch and the shared precompiled torch header.
 function(pajama_library name)
   cmake_parse_arguments(ARG "TORCH" "" "SOURCES" ${ARGN})
   add_library(${name} STATIC ${ARG_SOURCES})
@@ -34,7 +48,7 @@ function(pajama_library name)
   target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
   if(ARG_TORCH)
     target_link_libraries(${name} PUBLIC ${TORCH_LIBRARIES})
-    target_precompile_headers(${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
+    pajama_use_torch_pch(${name})
   endif()
 endfunction()
 
@@ -62,7 +76,17 @@ function(pajama_test name)
     add_executable(${name} ${ARG_SOURCES})
     target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest)
     target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
-    target_precompile_headers(${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/torch_pch.h)
+    # Targets that use LibTorch reuse its precompiled header; the others do not see it.
+    get_target_property(_libs ${name} LINK_LIBRARIES)
+    set(_torch OFF)
+    foreach(_lib IN LISTS _libs)
+      if(_lib MATCHES "^pajama_(model|parallel|trainer)$" OR _lib IN_LIST TORCH_LIBRARIES)
+        set(_torch ON)
+      endif()
+    endforeach()
+    if(_torch)
+      pajama_use_torch_pch(${name})
+    endif()
   endif()
   set(test_name ${name})
   if(ARG_PART)
