@@ -14,22 +14,18 @@ import sys
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
+
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from tiny_hf import tiny_llama  # noqa: E402
 
 TOLERANCE = 1e-4
 
 
 def make(out):
-    torch.manual_seed(1234)
-    cfg = LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                      rms_norm_eps=1e-6, rope_theta=50000.0, tie_word_embeddings=False)
-    # transformers 5 keeps the theta in rope_parameters; make sure it is the one we asked for.
-    rp = getattr(cfg, "rope_parameters", None)
-    if isinstance(rp, dict):
-        rp["rope_theta"] = 50000.0
-    cfg._attn_implementation = "eager"
-    model = LlamaForCausalLM(cfg).to(torch.float32).eval()
+    model = tiny_llama(vocab=97, dim=64, ffn=96, layers=2, heads=4, kv_heads=2, max_pos=64, eps=1e-6,
+                       theta=50000.0, seed=1234, attn="eager").eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             # Larger than the default init so every op visibly shapes the logits; norms away from 1.

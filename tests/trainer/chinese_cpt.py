@@ -12,15 +12,17 @@ import math
 import sys
 
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from tiny_hf import tiny_llama  # noqa: E402
 
 
 def make(out):
-    torch.manual_seed(11)
-    cfg = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
-    LlamaForCausalLM(cfg).to(torch.float32).save_pretrained(out, safe_serialization=True)
+    model = tiny_llama(vocab=32000, dim=64, ffn=176, layers=2, heads=4, kv_heads=2, max_pos=256, eps=1e-5,
+                       theta=10000.0, seed=11)
+    model.save_pretrained(out, safe_serialization=True)
 
 
 def run(hf_dir, text_file):

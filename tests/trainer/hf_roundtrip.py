@@ -16,7 +16,11 @@ import sys
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
+
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from tiny_hf import tiny_llama  # noqa: E402
 
 
 def load_tokens(path, batch, width):
@@ -37,12 +41,9 @@ def main():
     torch.manual_seed(3)
     if a.cmd in ("make", "make-baichuan"):
         baichuan = a.cmd == "make-baichuan"
-        cfg = LlamaConfig(vocab_size=4096, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
-                          num_attention_heads=4, num_key_value_heads=4 if baichuan else 2,
-                          max_position_embeddings=256, rms_norm_eps=1e-6 if baichuan else 1e-5,
-                          rope_theta=10000.0, tie_word_embeddings=False,
-                          initializer_range=a.init_range)
-        model = LlamaForCausalLM(cfg).to(torch.float32)
+        model = tiny_llama(vocab=4096, dim=128, ffn=352, layers=4, heads=4, kv_heads=4 if baichuan else 2,
+                           max_pos=256, eps=1e-6 if baichuan else 1e-5, theta=10000.0, init_range=a.init_range)
+        cfg = model.config
         if not baichuan:
             model.save_pretrained(a.dir, safe_serialization=True)
             return 0
