@@ -12,18 +12,12 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "parallel/comm_detail.h"
+#include "parallel/mpi_check.h"
 
 namespace pajama::detail {
 namespace {
 
 std::atomic<bool> g_comm_failed{false};
-
-std::string mpi_error_string(int code) {
-  char buf[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
-  return std::string(buf, static_cast<size_t>(len));
-}
 
 // Finalizes MPI at normal process exit if this process initialised it and no
 // collective failed (a broken peer can make MPI_Finalize block forever).
@@ -39,17 +33,27 @@ MpiRuntime g_mpi_runtime;
 
 }  // namespace
 
+std::string mpi_error_string(int code) {
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(buf, static_cast<size_t>(len));
+}
+
 void ensure_mpi_initialized() {
   static std::once_flag once;
   std::call_once(once, [] {
     int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (initialized) return;
-    int provided = 0;
-    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
-    PAJAMA_CHECK_AS(CommError, rc == MPI_SUCCESS, "MPI_Init_thread failed: ", mpi_error_string(rc),
-                    "; start multi-rank runs with mpirun/srun");
-    g_mpi_runtime.initialized_here = true;
+    MPI_CHECK("?", MPI_Initialized(&initialized));
+    if (!initialized) {
+      int provided = 0;
+      const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+      PAJAMA_CHECK_AS(CommError, rc == MPI_SUCCESS, "MPI_Init_thread failed: ", mpi_error_string(rc),
+                      "; start multi-rank runs with mpirun/srun");
+      g_mpi_runtime.initialized_here = true;
+    }
+    // Errors come back as return codes (checked by MPI_CHECK), not as MPI's abort.
+    MPI_CHECK("?", MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   });
 }
 
@@ -66,14 +70,6 @@ void mpi_abort_world(int code) {
 
 namespace {
 
-#define MPI_CHECK(rank, call)                                                                         \
-  do {                                                                                                \
-    const int mpi_rc_ = (call);                                                                       \
-    if (mpi_rc_ != MPI_SUCCESS) [[unlikely]] {                                                        \
-      ::pajama::detail::mark_comm_failed();                                                           \
-      PAJAMA_FAIL_AS(::pajama::CommError, "[rank ", rank, "] ", #call, " failed: ", mpi_error_string(mpi_rc_)); \
-    }                                                                                                 \
-  } while (0)
 
 // bf16 / fp16 have no MPI datatype: they travel as 2-byte opaque elements and are
 // reduced by user-defined ops (accumulating in float per element pair).
@@ -95,12 +91,12 @@ struct HalfTypes {
 const HalfTypes& half_types() {
   static HalfTypes h = [] {
     HalfTypes t;
-    MPI_Type_contiguous(2, MPI_BYTE, &t.type);
-    MPI_Type_commit(&t.type);
-    MPI_Op_create(&half_op<c10::BFloat16, false>, 1, &t.bf16_sum);
-    MPI_Op_create(&half_op<c10::BFloat16, true>, 1, &t.bf16_max);
-    MPI_Op_create(&half_op<c10::Half, false>, 1, &t.fp16_sum);
-    MPI_Op_create(&half_op<c10::Half, true>, 1, &t.fp16_max);
+    MPI_CHECK("?", MPI_Type_contiguous(2, MPI_BYTE, &t.type));
+    MPI_CHECK("?", MPI_Type_commit(&t.type));
+    MPI_CHECK("?", MPI_Op_create(&half_op<c10::BFloat16, false>, 1, &t.bf16_sum));
+    MPI_CHECK("?", MPI_Op_create(&half_op<c10::BFloat16, true>, 1, &t.bf16_max));
+    MPI_CHECK("?", MPI_Op_create(&half_op<c10::Half, false>, 1, &t.fp16_sum));
+    MPI_CHECK("?", MPI_Op_create(&half_op<c10::Half, true>, 1, &t.fp16_max));
     return t;
   }();
   return h;
@@ -145,8 +141,8 @@ class MpiCommunicator final : public Communicator {
     ensure_mpi_initialized();
     MPI_CHECK(world.rank, MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     MPI_CHECK(world.rank, MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
+    MPI_CHECK(world.rank, MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(world.rank, MPI_Comm_size(comm_, &size_));
     PAJAMA_CHECK_AS(CommError, rank_ == world.rank && size_ == world.size, "MPI sees rank ", rank_, " of ", size_,
                     " but the launcher environment says rank ", world.rank, " of ", world.size,
                     "; start every rank with the same mpirun");

@@ -8,7 +8,16 @@
 #include <cstdint>
 #include <string>
 
+#include "core/error.h"
+
 namespace pajama {
+
+// A failed CUDA runtime call (parallel/cuda/cuda_check.h): the device, not the
+// communication or the data, failed.
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
 
 struct MemoryReading {
   int64_t current_bytes = 0;

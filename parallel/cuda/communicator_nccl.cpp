@@ -33,6 +33,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "parallel/comm_detail.h"
+#include "parallel/cuda/cuda_check.h"
+#include "parallel/mpi_check.h"
 
 namespace pajama::detail {
 namespace {
@@ -43,13 +45,6 @@ Clock::time_point deadline_after(double seconds) {
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
-#define CUDA_CHECK(rank, call)                                                                        \
-  do {                                                                                                \
-    const cudaError_t cuda_rc_ = (call);                                                              \
-    if (cuda_rc_ != cudaSuccess) [[unlikely]] {                                                       \
-      PAJAMA_FAIL_AS(::pajama::CommError, "[rank ", rank, "] ", #call, " failed: ", cudaGetErrorString(cuda_rc_)); \
-    }                                                                                                 \
-  } while (0)
 
 // ncclInProgress is not an error on a non-blocking communicator: the call was queued.
 #define NCCL_CHECK(rank, comm, call)                                                                  \
@@ -98,24 +93,24 @@ class NcclCommunicator final : public Communicator {
         timeout_s_(config.timeout_s) {
     ensure_mpi_initialized();
     int mpi_rank = 0, mpi_size = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+    MPI_CHECK(rank_, MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank));
+    MPI_CHECK(rank_, MPI_Comm_size(MPI_COMM_WORLD, &mpi_size));
     PAJAMA_CHECK_AS(CommError, mpi_rank == rank_ && mpi_size == size_, "MPI sees rank ", mpi_rank, " of ", mpi_size,
                     " but the launcher environment says rank ", rank_, " of ", size_);
     const int num_gpus = c10::cuda::device_count();
     PAJAMA_CHECK_AS(ConfigError, device_.index() < num_gpus, "[rank ", rank_, "] needs GPU ", int(device_.index()),
                     " (its local rank) but this node has ", num_gpus, "; start at most one rank per GPU");
-    CUDA_CHECK(rank_, cudaSetDevice(device_.index()));
+    PAJAMA_CUDA_CHECK(str("[rank ", rank_, "]"), cudaSetDevice(device_.index()));
     c10::cuda::CUDAGuard guard(device_);
 
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(rank_, nullptr, ncclGetUniqueId(&id));
     {
       MPI_Request req;
-      MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+      MPI_CHECK(rank_, MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &req));
       const bool done = poll_until(timeout_s_, [&] {
         int flag = 0;
-        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        MPI_CHECK(rank_, MPI_Test(&req, &flag, MPI_STATUS_IGNORE));
         return flag != 0;
       });
       if (!done) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "parallel/cuda/cuda_check.h"
 #include "parallel/device_memory.h"
 
 namespace pajama {
@@ -21,15 +22,13 @@ MemoryReading read_cuda_memory(int device_index) {
 int64_t cuda_total_memory(int device_index) {
   c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_index));
   size_t free_bytes = 0, total_bytes = 0;
-  const cudaError_t err = cudaMemGetInfo(&free_bytes, &total_bytes);
-  PAJAMA_CHECK(err == cudaSuccess, "cudaMemGetInfo on GPU ", device_index, ": ", cudaGetErrorString(err));
+  PAJAMA_CUDA_CHECK(str("GPU ", device_index), cudaMemGetInfo(&free_bytes, &total_bytes));
   return static_cast<int64_t>(total_bytes);
 }
 
 std::string cuda_device_name(int device_index) {
   cudaDeviceProp prop{};
-  const cudaError_t err = cudaGetDeviceProperties(&prop, device_index);
-  PAJAMA_CHECK(err == cudaSuccess, "cudaGetDeviceProperties on GPU ", device_index, ": ", cudaGetErrorString(err));
+  PAJAMA_CUDA_CHECK(str("GPU ", device_index), cudaGetDeviceProperties(&prop, device_index));
   return prop.name;
 }
 
