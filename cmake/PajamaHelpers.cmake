@@ -39,12 +39,28 @@ function(pajama_use_torch_pch target)
   target_precompile_headers(${target} REUSE_FROM pajama_torch_pch)
 endfunction()
 
-# pajama_library(NAME SOURCES... [TORCH]): a module library with the project's warnings.
-# TORCH adds LibTorch and the shared precompiled torch header.
+# pajama_include_view(TARGET PUBLIC|PRIVATE): the current source directory's module as
+# the target's include path, and nothing else (see pajama_library).
+function(pajama_include_view target scope)
+  file(RELATIVE_PATH _module ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_SOURCE_DIR})
+  set(_view ${PROJECT_BINARY_DIR}/include_views/${_module})
+  file(MAKE_DIRECTORY ${_view})
+  file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR} ${_view}/${_module} SYMBOLIC)
+  target_include_directories(${target} ${scope} ${_view})
+endfunction()
+
+# pajama_library(NAME SOURCES... [TORCH]): a module library (the current source directory,
+# e.g. model/) with the project's warnings. TORCH adds LibTorch and the shared
+# precompiled torch header.
+# Headers are included by module path ("model/llama.h"), but a module's include path
+# holds only its own directory: <build>/include_views/<module>/<module> is a link to the
+# sources, and a library exposes that view alone. So a module sees the headers of itself
+# and of what it links (core, and for trainer/ model, data, parallel), and including
+# another module's header fails to compile: the dependency graph is enforced by the build.
 function(pajama_library name)
   cmake_parse_arguments(ARG "TORCH" "" "SOURCES" ${ARGN})
   add_library(${name} STATIC ${ARG_SOURCES})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  pajama_include_view(${name} PUBLIC)
   target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
   if(ARG_TORCH)
     target_link_libraries(${name} PUBLIC ${TORCH_LIBRARIES})
