@@ -615,7 +615,8 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
     if (comm_.rank() == 0) {
       for (const auto& note : saved.notes) log_warn("checkpoint config (", manifest.format_version, "): ", note);
     }
-    const std::string diff = shape_differences(saved.shape, shape, "checkpoint", "config", /*include_vocab=*/false);
+    const std::string diff =
+        shape_differences(saved.shape, shape, "checkpoint", "config", "model.", /*include_vocab=*/false);
     PAJAMA_CHECK_AS(CheckpointError, diff.empty(), dir.string(), " holds a model of another shape:", diff,
                     "\nresume it with the shape it was trained with, or start a new run.output_dir");
     PAJAMA_CHECK_AS(CheckpointError, saved.shape.vocab_size <= shape.vocab_size, dir.string(), " has a vocabulary of ",
