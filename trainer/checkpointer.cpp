@@ -66,9 +66,25 @@ std::string agree_on_problem(Communicator& comm, const std::string& local) {
   return broadcast_string(comm, local, static_cast<int>(comm.size() - first));
 }
 
+// Rethrows the exception in flight as a CheckpointError after `context` (a failed
+// collective stays a CommError): whichever helper failed while saving, the save failed.
+// std::filesystem's errors name their path once, without libstdc++'s "[path]" echo.
+[[noreturn]] void rethrow_as_checkpoint_error(const std::string& context) {
+  try {
+    throw;
+  } catch (const CommError&) {
+    rethrow_with_context(context);
+  } catch (const fs::filesystem_error& e) {
+    const std::string paths = e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string());
+    throw CheckpointError(str(context, ": ", paths, ": ", e.code().message()));
+  } catch (const std::exception& e) {
+    throw CheckpointError(str(context, ": ", e.what()));
+  }
+}
+
 // Writes a small text file atomically and returns its integrity entry.
 FileEntry write_small_file(const fs::path& path, const std::string& contents) {
-  write_file_atomic(path, contents);
+  write_file_atomic<CheckpointError>(path, contents);
   return entry_of_bytes(contents);
 }
 
@@ -178,11 +194,11 @@ void write_part(const SavePart& part, HostSnapshot* snapshot, const CheckpointTe
     m.files["config.json"] = write_small_file(part.tmp_dir / "config.json", part.config_json);
     m.files["config.yaml"] = write_small_file(part.tmp_dir / "config.yaml", part.config_yaml);
     m.files["trainer_state.json"] = write_small_file(part.tmp_dir / "trainer_state.json", part.trainer_state_json);
-    write_file_atomic(part.tmp_dir / "manifest.partial.json", m.to_json().dump(1));
+    write_file_atomic<CheckpointError>(part.tmp_dir / "manifest.partial.json", m.to_json().dump(1));
   }
   const json rank_meta = {
       {"rank", part.rank}, {"slices", part.slices}, {"file", optim_file_name(part.rank)}, {"entry", optim_entry.to_json()}};
-  write_file_atomic(part.tmp_dir / rank_file_name(part.rank), rank_meta.dump(1));
+  write_file_atomic<CheckpointError>(part.tmp_dir / rank_file_name(part.rank), rank_meta.dump(1));
 }
 
 }  // namespace
@@ -219,13 +235,15 @@ double Checkpointer::io_timeout_s(int64_t bytes) const {
 }
 
 // Left over from a save that crashed; only before this process's first save, so that
-// no rank is writing into a .tmp directory yet.
+// no rank is writing into a .tmp directory yet. Best effort: where the directory cannot
+// be listed, every rank's write fails on it next and says why.
 void Checkpointer::remove_stale_tmp_dirs() {
   if (stale_tmp_removed_) return;
-  if (comm_.rank() == 0 && fs::exists(checkpoints_dir())) {
-    for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
+  std::error_code ec;
+  if (comm_.rank() == 0 && fs::is_directory(checkpoints_dir(), ec)) {
+    for (const auto& e : fs::directory_iterator(checkpoints_dir(), ec)) {
       const std::string name = e.path().filename().string();
-      if (name.size() > 4 && name.ends_with(".tmp") && name.starts_with("step_")) fs::remove_all(e.path());
+      if (name.size() > 4 && name.ends_with(".tmp") && name.starts_with("step_")) fs::remove_all(e.path(), ec);
     }
   }
   comm_.barrier();
@@ -312,7 +330,7 @@ void Checkpointer::save(int64_t step, Llama& model, ZeroOptimizer& optimizer, co
     }
     in_flight_ = std::move(job);
   } catch (...) {
-    rethrow_with_context("saving checkpoint ", final_dir.string());
+    rethrow_as_checkpoint_error("saving checkpoint " + final_dir.string());
   }
   if (!cfg_.async) flush();
 }
@@ -359,7 +377,7 @@ void Checkpointer::finish_in_flight() {
   try {
     commit(job.step, checkpoints_dir() / (checkpoint_dir_name(job.step) + ".tmp"));
   } catch (...) {
-    rethrow_with_context("saving checkpoint ", final_dir.string());
+    rethrow_as_checkpoint_error("saving checkpoint " + final_dir.string());
   }
 }
 
@@ -369,25 +387,29 @@ void Checkpointer::commit(int64_t step, const fs::path& tmp_dir) {
   m.format_version = kCheckpointFormatVersion;
   m.step = step;
   m.world_size = comm_.size();
-  const json partial = json::parse(read_file(tmp_dir / "manifest.partial.json"));
+  const json partial = json::parse(read_file<CheckpointError>(tmp_dir / "manifest.partial.json"));
   for (const auto& [name, entry] : partial.at("files").items()) m.files[name] = FileEntry::from_json(entry);
   m.ranks = json::array();
   for (int r = 0; r < comm_.size(); ++r) {
-    const std::string text = read_file(tmp_dir / rank_file_name(r));
+    const std::string text = read_file<CheckpointError>(tmp_dir / rank_file_name(r));
     const json meta = json::parse(text);
     m.files[meta.at("file").get<std::string>()] = FileEntry::from_json(meta.at("entry"));
     m.files[rank_file_name(r)] = entry_of_bytes(text);
     m.ranks.push_back({{"file", meta.at("file")}, {"slices", meta.at("slices")}});
   }
-  fs::remove(tmp_dir / "manifest.partial.json");
-  write_file_atomic(tmp_dir / "manifest.json", m.to_json().dump(1));
+  std::error_code ec;
+  fs::remove(tmp_dir / "manifest.partial.json", ec);
+  PAJAMA_CHECK_AS(CheckpointError, !ec, "removing ", (tmp_dir / "manifest.partial.json").string(), ": ", ec.message());
+  write_file_atomic<CheckpointError>(tmp_dir / "manifest.json", m.to_json().dump(1));
   fsync_directory(tmp_dir);
   test_delay(hooks_.delay_ms);
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);
-  fs::rename(tmp_dir, final_dir);
+  fs::remove_all(final_dir, ec);  // an older save of the same step (a resumed run redoing it)
+  PAJAMA_CHECK_AS(CheckpointError, !ec, "removing the older ", final_dir.filename().string(), ": ", ec.message());
+  fs::rename(tmp_dir, final_dir, ec);
+  PAJAMA_CHECK_AS(CheckpointError, !ec, "renaming ", tmp_dir.filename().string(), " into place: ", ec.message());
   fsync_directory(checkpoints_dir());
   test_delay(hooks_.delay_ms);
-  write_file_atomic(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
+  write_file_atomic<CheckpointError>(checkpoints_dir() / "latest", checkpoint_dir_name(step) + "\n");
   prune(step);
   log_info("checkpoint saved: ", final_dir.string());
 }
@@ -395,9 +417,11 @@ void Checkpointer::commit(int64_t step, const fs::path& tmp_dir) {
 void Checkpointer::prune(int64_t newest_step) {
   if (cfg_.keep_last <= 0) return;
   std::vector<int64_t> steps;
-  for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir(), ec)) {
     if (auto s = parse_checkpoint_dir_name(e.path().filename().string())) steps.push_back(*s);
   }
+  PAJAMA_CHECK_AS(CheckpointError, !ec, "listing ", checkpoints_dir().string(), " to prune: ", ec.message());
   std::sort(steps.rbegin(), steps.rend());
   int64_t kept = 0;
   for (int64_t s : steps) {
@@ -407,7 +431,6 @@ void Checkpointer::prune(int64_t newest_step) {
       continue;
     }
     if (cfg_.keep_every > 0 && s % cfg_.keep_every == 0) continue;
-    std::error_code ec;
     fs::remove_all(checkpoints_dir() / checkpoint_dir_name(s), ec);
   }
 }
@@ -415,16 +438,22 @@ void Checkpointer::prune(int64_t newest_step) {
 // checkpoint.resume as a list of directories to try in order (the same on every rank).
 std::vector<fs::path> Checkpointer::resume_candidates() {
   if (cfg_.resume != "auto") return {fs::path(cfg_.resume)};
-  std::string listing;
-  if (comm_.rank() == 0 && fs::exists(checkpoints_dir())) {
+  std::string listing;  // rank 0's: one directory name a line, or "!" and why it cannot list
+  if (comm_.rank() == 0) {
+    std::error_code ec;
     std::vector<int64_t> steps;
-    for (const auto& e : fs::directory_iterator(checkpoints_dir())) {
-      if (auto s = parse_checkpoint_dir_name(e.path().filename().string())) steps.push_back(*s);
+    if (fs::exists(checkpoints_dir(), ec)) {
+      for (const auto& e : fs::directory_iterator(checkpoints_dir(), ec)) {
+        if (auto s = parse_checkpoint_dir_name(e.path().filename().string())) steps.push_back(*s);
+      }
     }
     std::sort(steps.rbegin(), steps.rend());
     for (int64_t s : steps) listing += checkpoint_dir_name(s) + "\n";
+    if (ec) listing = "!" + ec.message();
   }
   listing = broadcast_string(comm_, listing, 0);
+  PAJAMA_CHECK_AS(CheckpointError, !listing.starts_with("!"), "checkpoint.resume auto: cannot list ",
+                  checkpoints_dir().string(), ": ", listing.substr(std::min<size_t>(1, listing.size())));
   std::vector<fs::path> out;
   for (size_t pos = 0; pos < listing.size();) {
     const size_t nl = listing.find('\n', pos);
@@ -622,13 +651,13 @@ std::optional<TrainerState> Checkpointer::maybe_resume(Llama& model, ZeroOptimiz
     PAJAMA_CHECK_AS(CheckpointError, saved.shape.vocab_size <= shape.vocab_size, dir.string(), " has a vocabulary of ",
                     saved.shape.vocab_size, " tokens, the config's model.vocab_size is ", shape.vocab_size,
                     "; a vocabulary can grow on resume, not shrink");
-    if (comm_.rank() == 0) log_config_changes(read_file(dir / "config.yaml"), config_yaml);
+    if (comm_.rank() == 0) log_config_changes(read_file<CheckpointError>(dir / "config.yaml"), config_yaml);
 
     load_weights(model, dir, saved.shape.vocab_size, new_vocab_init, seed);
     // Parameters without saved state start from the loaded weights (bf16: a new fp32 master).
     optimizer.master_from_params();
     const std::vector<std::string> fresh = load_optimizer_ranges(optimizer, dir, manifest, saved.shape.vocab_size);
-    const json ts = json::parse(read_file(dir / "trainer_state.json"));
+    const json ts = json::parse(read_file<CheckpointError>(dir / "trainer_state.json"));
     const auto optimizer_steps = ts.at("optimizer_steps").get<int64_t>();
     optimizer.set_step_count(optimizer_steps);
     // Per-parameter counts (written since train.trainable exists); older checkpoints
