@@ -8,7 +8,7 @@ void rethrow_with_context(const std::string& context) {
   try {
     throw;
   } catch (const ConfigError& e) {
-    throw ConfigError(context + e.what());
+    throw ConfigError(e.fields(), context + e.what());
   } catch (const DataError& e) {
     throw DataError(context + e.what());
   } catch (const CheckpointError& e) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace pajama {
 
@@ -16,7 +17,28 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-class ConfigError : public Error { public: using Error::Error; };
+// A setting as its owner names it: the member's name in the config struct
+// ("seq_len", "datasets[1].weight") and its address. Components name only their own
+// fields; trainer/config_binder maps the address to the YAML key path it was bound
+// from ("train.seq_len") and its file:line, so no component hard-codes a trainer key.
+struct ConfigField {
+  std::string name;
+  const void* value = nullptr;
+};
+#define PAJAMA_FIELD(member) (::pajama::ConfigField{#member, &(member)})
+
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+  // An invalid setting: `fields` are the settings the message names by the same names,
+  // the one at fault first.
+  ConfigError(std::vector<ConfigField> fields, const std::string& message)
+      : Error(message), fields_(std::move(fields)) {}
+  const std::vector<ConfigField>& fields() const { return fields_; }
+
+ private:
+  std::vector<ConfigField> fields_;
+};
 class DataError : public Error { public: using Error::Error; };
 class CheckpointError : public Error { public: using Error::Error; };
 class CommError : public Error { public: using Error::Error; };
@@ -72,3 +94,11 @@ template <typename... Args>
   } while (0)
 #define PAJAMA_CHECK(cond, ...) PAJAMA_CHECK_AS(::pajama::Error, cond, __VA_ARGS__)
 #define PAJAMA_FAIL_AS(ErrorType, ...) throw ErrorType(::pajama::str(__VA_ARGS__))
+// In a config struct's validate(): PAJAMA_CHECK_FIELD(cond, member, "member must be ...")
+// throws ConfigError about `member`; the message names it as the struct does.
+#define PAJAMA_CHECK_FIELD(cond, member, ...)                                   \
+  do {                                                                          \
+    if (!(cond)) [[unlikely]] {                                                 \
+      throw ::pajama::ConfigError({PAJAMA_FIELD(member)}, ::pajama::str(__VA_ARGS__)); \
+    }                                                                           \
+  } while (0)

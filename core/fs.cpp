@@ -14,11 +14,13 @@
 
 namespace pajama {
 
+template <typename ErrorT>
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  PAJAMA_CHECK_AS(DataError, in.good(), "cannot open ", path.string(), ": ", std::strerror(errno));
+  PAJAMA_CHECK_AS(ErrorT, in.good(), "cannot open ", path.string(), ": ", std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
+  PAJAMA_CHECK_AS(ErrorT, !in.bad(), "reading ", path.string(), ": ", std::strerror(errno));
   return ss.str();
 }
 
@@ -73,9 +75,10 @@ void write_file_atomic(const std::filesystem::path& path,
   rename_into_place<ErrorT>(tmp, path);
 }
 
+template <typename ErrorT>
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {
-  write_file_atomic<Error>(path, [&](int fd, const std::filesystem::path& tmp) {
-    write_all<Error>(fd, contents.data(), contents.size(), tmp);
+  write_file_atomic<ErrorT>(path, [&](int fd, const std::filesystem::path& tmp) {
+    write_all<ErrorT>(fd, contents.data(), contents.size(), tmp);
   });
 }
 
@@ -128,6 +131,8 @@ MappedFile::~MappedFile() {
 }
 
 #define PAJAMA_FS_INSTANTIATE(E)                                                                   \
+  template std::string read_file<E>(const std::filesystem::path&);                                 \
+  template void write_file_atomic<E>(const std::filesystem::path&, std::string_view);              \
   template void write_all<E>(int, const void*, size_t, const std::filesystem::path&);              \
   template void rename_into_place<E>(const std::filesystem::path&, const std::filesystem::path&); \
   template void write_file_atomic<E>(const std::filesystem::path&,                                 \

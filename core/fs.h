@@ -17,7 +17,12 @@
 
 namespace pajama {
 
-// Reads a whole file; throws DataError naming the path when it cannot.
+// Every helper throws the error type its caller names (ErrorT: Error, DataError or
+// CheckpointError), so that a failure while saving a checkpoint is a CheckpointError
+// whichever helper failed; each message names the path once.
+
+// Reads a whole file; throws ErrorT "cannot open <path>: <reason>" when it cannot.
+template <typename ErrorT = DataError>
 std::string read_file(const std::filesystem::path& path);
 
 // Writes all `size` bytes to `fd`, looping over short writes and EINTR; throws ErrorT
@@ -34,7 +39,8 @@ template <typename ErrorT = Error>
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(int fd, const std::filesystem::path& tmp)>& fill);
 
-// write_file_atomic of a string held in memory; failures throw Error.
+// write_file_atomic of a string held in memory.
+template <typename ErrorT = Error>
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 
 // Renames a finished, fsynced temporary file over `path` and fsyncs the directory; on

@@ -1,5 +1,6 @@
-// Configuration owned by data/: where training samples come from. trainer/ maps the
-// YAML keys `data.*` onto it; see docs/CONFIG.md.
+// Configuration owned by data/: where training samples come from. trainer/ maps YAML
+// keys onto it (docs/CONFIG.md); validate() and the sample-source factory name these
+// fields as written here ("datasets[1].weight").
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,9 @@ struct DataConfig {
   std::vector<DatasetSpec> valid_datasets;  // shards: separate validation prefixes (else valid_fraction)
   double valid_fraction = 0.0;              // share of each dataset's documents held out for validation
   std::string tokenizer;                    // SentencePiece model the shards must have been made with ("" = no check)
+  // ConfigError about the offending field (core/error.h ConfigField): source, an empty
+  // datasets list for shards, a path or weight, valid_fraction, both validation kinds.
+  void validate() const;
 };
 
 }  // namespace pajama

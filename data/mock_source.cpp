@@ -15,8 +15,8 @@ constexpr uint64_t kSampleSalt = 0x6d6f636b73616d70ull;  // "mocksamp"
 
 MockSource::MockSource(int64_t vocab_size, int64_t seq_len, uint64_t seed)
     : vocab_size_(vocab_size), seq_len_(seq_len), seed_(seed) {
-  PAJAMA_CHECK_AS(ConfigError, vocab_size >= 2, "mock data needs model.vocab_size >= 2, got ", vocab_size);
-  PAJAMA_CHECK_AS(ConfigError, seq_len >= 1, "mock data needs model.seq_len >= 1, got ", seq_len);
+  PAJAMA_CHECK_AS(ConfigError, vocab_size >= 2, "mock data needs vocab_size >= 2, got ", vocab_size);
+  PAJAMA_CHECK_AS(ConfigError, seq_len >= 1, "mock data needs seq_len >= 1, got ", seq_len);
   SplitMix64 rng(mix_seed({seed, kTableSalt}));
   // A distinct active ids: the first A of a seeded shuffle of the vocabulary.
   std::vector<int32_t> all(static_cast<size_t>(vocab_size));

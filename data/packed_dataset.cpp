@@ -52,7 +52,7 @@ PackedDataset::PackedDataset(std::shared_ptr<const IndexedDataset> dataset, int6
   }
   PAJAMA_CHECK_AS(DataError, tokens_per_epoch_ >= seq_len_ + 1, prefix(), ": documents [", doc_begin_, ", ", doc_end_,
                   ") hold ", tokens_per_epoch_, " tokens, fewer than one sample of seq_len+1 = ", seq_len_ + 1,
-                  " tokens; use more data, a smaller model.seq_len, or a smaller data.valid_fraction");
+                  " tokens; use more data, a smaller seq_len, or a smaller valid_fraction");
   samples_per_epoch_ = (tokens_per_epoch_ - 1) / seq_len_;
   PAJAMA_CHECK_AS(DataError, samples_per_epoch_ < (int64_t{1} << 32), prefix(), ": ", samples_per_epoch_,
                   " samples per epoch; at most 2^32-1 are supported, split the dataset into several prefixes");
@@ -161,7 +161,7 @@ void PackedDataset::check_vocab(int64_t index, const int32_t* out) const {
   for (int64_t i = 0; i <= seq_len_; ++i) {
     PAJAMA_CHECK_AS(DataError, out[i] >= 0 && out[i] < vocab_limit_, prefix(), ": token id ", out[i],
                     " (sample ", index, ", position ", i, ") is outside the model vocabulary [0, ", vocab_limit_,
-                    "); the shards were made with a larger tokenizer than model.vocab_size allows");
+                    "); the shards were made with a larger tokenizer than the model's vocab_size allows");
   }
 }
 

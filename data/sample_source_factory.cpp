@@ -26,7 +26,6 @@ constexpr uint64_t kValidSalt = 0x76616c6964ull;  // "valid"
 std::shared_ptr<const IndexedDataset> open_prefix(const std::string& prefix, const std::string& key,
                                                   const std::string& tokenizer, const std::string& tokenizer_sha,
                                                   int64_t vocab_size) {
-  PAJAMA_CHECK_AS(ConfigError, !prefix.empty(), key, ".path is empty");
   for (const std::string& path : {idx_path(prefix), bin_path(prefix)}) {
     if (std::filesystem::exists(path)) continue;
     std::string hint = "give the prefix without .bin/.idx, as written by pajama prepare";
@@ -40,16 +39,16 @@ std::shared_ptr<const IndexedDataset> open_prefix(const std::string& prefix, con
   if (meta.has_value()) {
     if (!tokenizer.empty() && meta->tokenizer_sha256 != tokenizer_sha) {
       PAJAMA_FAIL_AS(DataError, key, ": shards ", prefix, " were made with tokenizer ", meta->tokenizer_path,
-                     " (sha256 ", meta->tokenizer_sha256, "), but data.tokenizer is ", tokenizer, " (sha256 ",
-                     tokenizer_sha, "); re-run pajama prepare or fix data.tokenizer");
+                     " (sha256 ", meta->tokenizer_sha256, "), but tokenizer is ", tokenizer, " (sha256 ",
+                     tokenizer_sha, "); re-run pajama prepare or fix tokenizer");
     }
     PAJAMA_CHECK_AS(DataError, meta->vocab_size <= vocab_size, key, ": shards ", prefix,
                     " were made with a tokenizer of vocab_size ", meta->vocab_size, " (", meta->tokenizer_path,
-                    "), larger than model.vocab_size ", vocab_size,
-                    "; set model.vocab_size >= ", meta->vocab_size, " or re-run pajama prepare");
+                    "), larger than the model's vocab_size ", vocab_size,
+                    "; give the model a vocab_size >= ", meta->vocab_size, " or re-run pajama prepare");
   } else if (!tokenizer.empty()) {
     log_warn(key, ": shards ", prefix, " have no sidecar ", shard_metadata_path(prefix),
-             " (not made by pajama prepare); cannot check them against data.tokenizer");
+             " (not made by pajama prepare); cannot check them against tokenizer");
   }
   try {
     return std::make_shared<const IndexedDataset>(prefix);
@@ -72,43 +71,34 @@ namespace {
 // weights; an empty list when the split has no data.
 std::vector<NamedSampleSource> make_parts(const DataConfig& cfg, Split split, int64_t seq_len, int64_t vocab_size,
                                           uint64_t seed) {
-  PAJAMA_CHECK_AS(ConfigError, seq_len >= 1, "model.seq_len must be positive, got ", seq_len);
-  PAJAMA_CHECK_AS(ConfigError, vocab_size >= 2, "model.vocab_size must be at least 2, got ", vocab_size);
+  cfg.validate();
+  PAJAMA_CHECK_AS(ConfigError, seq_len >= 1, "seq_len must be positive, got ", seq_len);
+  PAJAMA_CHECK_AS(ConfigError, vocab_size >= 2, "vocab_size must be at least 2, got ", vocab_size);
   const bool train = split == Split::kTrain;
   if (cfg.source == "mock") {
     return {NamedSampleSource{"mock", 1.0,
                               std::make_shared<const MockSource>(vocab_size, seq_len,
                                                                  train ? seed : mix_seed({seed, kValidSalt}))}};
   }
-  PAJAMA_CHECK_AS(ConfigError, cfg.source == "shards", "data.source is '", cfg.source,
-                  "'; valid values: mock, shards");
-  PAJAMA_CHECK_AS(ConfigError, !cfg.datasets.empty(),
-                  "data.source is shards but data.datasets is empty; list at least one {path, weight}");
-  PAJAMA_CHECK_AS(ConfigError, cfg.valid_fraction >= 0.0 && cfg.valid_fraction < 1.0,
-                  "data.valid_fraction must be in [0, 1), got ", cfg.valid_fraction);
-  PAJAMA_CHECK_AS(ConfigError, cfg.valid_datasets.empty() || cfg.valid_fraction == 0.0,
-                  "set either data.valid_datasets or data.valid_fraction, not both");
   const bool separate_valid = !cfg.valid_datasets.empty();
   if (!train && !separate_valid && cfg.valid_fraction == 0.0) return {};
 
   std::string tokenizer_sha;
   if (!cfg.tokenizer.empty()) {
-    PAJAMA_CHECK_AS(ConfigError, std::filesystem::is_regular_file(cfg.tokenizer), "data.tokenizer ", cfg.tokenizer,
+    PAJAMA_CHECK_AS(ConfigError, std::filesystem::is_regular_file(cfg.tokenizer), "tokenizer ", cfg.tokenizer,
                     " does not exist");
     tokenizer_sha = sha256_file_hex(cfg.tokenizer);
   }
 
   const bool use_valid_list = !train && separate_valid;
   const std::vector<DatasetSpec>& specs = use_valid_list ? cfg.valid_datasets : cfg.datasets;
-  const std::string list_key = use_valid_list ? "data.valid_datasets" : "data.datasets";
+  const std::string list_key = use_valid_list ? "valid_datasets" : "datasets";
   const char* split_name = train ? "train" : "valid";
   std::vector<NamedSampleSource> parts;
   std::map<std::string, std::string> names;  // name -> the key that used it first
   for (size_t i = 0; i < specs.size(); ++i) {
     const DatasetSpec& spec = specs[i];
     const std::string key = str(list_key, "[", i, "]");
-    PAJAMA_CHECK_AS(ConfigError, std::isfinite(spec.weight) && spec.weight > 0.0, key, ".weight is ", spec.weight,
-                    " (", spec.path, "); weights must be positive, leave a dataset out to not use it");
     const std::string name = dataset_name(spec);
     const auto [previous, inserted] = names.emplace(name, key);
     PAJAMA_CHECK_AS(ConfigError, train || inserted, key, " and ", previous->second, " are both named '", name,
@@ -125,7 +115,7 @@ std::vector<NamedSampleSource> make_parts(const DataConfig& cfg, Split split, in
     } catch (const DataError& e) {
       if (!train && !use_valid_list) {
         // valid_fraction leaves this prefix too little to validate on; the others may still have enough.
-        log_warn("data.valid_fraction ", cfg.valid_fraction, ": the validation part of ", spec.path,
+        log_warn("valid_fraction ", cfg.valid_fraction, ": the validation part of ", spec.path,
                  " is too small for one sample; it is left out of validation (", e.what(), ")");
         continue;
       }

@@ -2,15 +2,16 @@
 //   source: mock   -> MockSource (validation uses the same chain with another seed);
 //   source: shards -> one PackedDataset per prefix, on the split's documents, blended
 //                     by weight (a single prefix is used directly, without a blend).
-// Splits: validation comes from data.valid_datasets (whole prefixes, blended by their
-// weights) or, when data.valid_fraction > 0, from the last round(f * documents)
+// Splits: validation comes from valid_datasets (whole prefixes, blended by their
+// weights) or, when valid_fraction > 0, from the last round(f * documents)
 // documents of every training prefix (training keeps the rest); setting both is a
-// ConfigError. Checks, each naming the prefix and the config key:
+// ConfigError (DataConfig::validate). Checks, each naming the prefix and the
+// DataConfig field ("datasets[1]"):
 //   * every prefix opens (missing .idx/.bin named with its path);
-//   * with data.tokenizer set, a prefix's sidecar `<prefix>.pajama.json` (if any)
+//   * with `tokenizer` set, a prefix's sidecar `<prefix>.pajama.json` (if any)
 //     must record that file's sha256;
-//   * the sidecar's vocab_size must not exceed model.vocab_size, and every token
-//     read is checked against model.vocab_size (one max per sample, at read time);
+//   * the sidecar's vocab_size must not exceed the model's vocab_size, and every token
+//     read is checked against it (one max per sample, at read time);
 //   * a training prefix too small for one sample is a DataError.
 // Returns nullptr for Split::kValid when no validation data is configured, or when
 // every valid_fraction part is too small for one sample (logged); the trainer then
@@ -35,7 +36,7 @@ enum class Split { kTrain, kValid };
 std::shared_ptr<const SampleSource> make_sample_source(const DataConfig& cfg, Split split, int64_t seq_len,
                                                        int64_t vocab_size, uint64_t seed, int64_t num_samples_hint);
 
-// The validation split one source per dataset (data.valid_datasets, or each training
+// The validation split one source per dataset (valid_datasets, or each training
 // dataset's valid_fraction part; mock: one source named "mock"), for per-source
 // evaluation; empty when there is no validation data. Names are the datasets' `name`
 // (default: the prefix's file name) and must be distinct (ConfigError).

@@ -14,13 +14,12 @@ TokenLoader::TokenLoader(std::shared_ptr<const SampleSource> source, int64_t glo
       dp_rank_(dp_rank),
       dp_size_(dp_size) {
   PAJAMA_CHECK(source_ != nullptr, "TokenLoader needs a sample source");
-  PAJAMA_CHECK_AS(ConfigError, micro_batch > 0 && global_batch > 0 && dp_size > 0,
-                  "train.micro_batch_size (", micro_batch, ") and train.global_batch_size (", global_batch,
-                  ") must be positive");
-  PAJAMA_CHECK_AS(ConfigError, global_batch % (micro_batch * dp_size) == 0,
-                  "train.global_batch_size ", global_batch, " does not split evenly into micro-batches of ",
-                  micro_batch, " over ", dp_size, " ranks (need a multiple of ", micro_batch * dp_size,
-                  "); change train.global_batch_size, train.micro_batch_size or the rank count");
+  PAJAMA_CHECK_AS(ConfigError, micro_batch > 0 && global_batch > 0 && dp_size > 0, "the micro-batch (", micro_batch,
+                  ") and the global batch (", global_batch, ") must be positive");
+  PAJAMA_CHECK_AS(ConfigError, global_batch % (micro_batch * dp_size) == 0, "a global batch of ", global_batch,
+                  " sequences does not split evenly into micro-batches of ", micro_batch, " over ", dp_size,
+                  " ranks (need a multiple of ", micro_batch * dp_size,
+                  "); change the global batch size, the micro-batch size or the rank count");
   PAJAMA_CHECK(dp_rank >= 0 && dp_rank < dp_size, "dp_rank ", dp_rank, " out of range for ", dp_size, " ranks");
   num_micro_steps_ = global_batch / (micro_batch * dp_size);
 }

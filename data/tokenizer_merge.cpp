@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/protobuf_wire.h"
 #include "data/tokenizer.h"
 
 namespace pajama {
@@ -36,7 +37,10 @@ constexpr int kTypeUserDefined = 4;
 constexpr uint64_t kModelTypeUnigram = 1;  // TrainerSpec's default
 constexpr uint64_t kModelTypeBpe = 2;
 
-enum class Wire : uint8_t { kVarint = 0, kI64 = 1, kLen = 2, kI32 = 5 };
+using protobuf::put_fixed_field;
+using protobuf::put_len_field;
+using protobuf::put_varint_field;
+using protobuf::Wire;
 
 const char* wire_name(Wire w) {
   switch (w) {
@@ -234,36 +238,15 @@ ParsedModel parse_model(std::string_view bytes, const std::string& name) {
   return m;
 }
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_tag(std::string& out, uint32_t number, Wire w) {
-  put_varint(out, (static_cast<uint64_t>(number) << 3) | static_cast<uint64_t>(w));
-}
-
-void put_len(std::string& out, uint32_t number, std::string_view payload) {
-  put_tag(out, number, Wire::kLen);
-  put_varint(out, payload.size());
-  out.append(payload);
-}
-
 std::string serialize_piece(const ModelPiece& p) {
   std::string body;
-  put_len(body, kPiecePiece, p.piece);
-  put_tag(body, kPieceScore, Wire::kI32);
-  const auto bits = std::bit_cast<uint32_t>(p.score);
-  for (int i = 0; i < 4; ++i) body.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+  put_len_field(body, kPiecePiece, p.piece);
+  put_fixed_field(body, kPieceScore, p.score);
   if (p.type != kTypeNormal) {  // NORMAL is the default, as SentencePiece writes it
-    put_tag(body, kPieceType, Wire::kVarint);
-    put_varint(body, static_cast<uint64_t>(p.type));
+    put_varint_field(body, kPieceType, static_cast<uint64_t>(p.type));
   }
   std::string out;
-  put_len(out, kModelPieces, body);
+  put_len_field(out, kModelPieces, body);
   return out;
 }
 
@@ -279,17 +262,13 @@ std::string rewrite_trainer_spec(std::string_view spec, const std::string& name,
     if (f.number != kTrainerVocabSize) {
       body.append(f.raw);
     } else if (!written) {  // protobuf keeps the last of repeated scalars; one is enough
-      put_tag(body, kTrainerVocabSize, Wire::kVarint);
-      put_varint(body, static_cast<uint64_t>(vocab_size));
+      put_varint_field(body, kTrainerVocabSize, static_cast<uint64_t>(vocab_size));
       written = true;
     }
   }
-  if (!written) {
-    put_tag(body, kTrainerVocabSize, Wire::kVarint);
-    put_varint(body, static_cast<uint64_t>(vocab_size));
-  }
+  if (!written) put_varint_field(body, kTrainerVocabSize, static_cast<uint64_t>(vocab_size));
   std::string out;
-  put_len(out, kModelTrainerSpec, body);
+  put_len_field(out, kModelTrainerSpec, body);
   return out;
 }
 

@@ -36,7 +36,8 @@ std::vector<int64_t> generate(Llama& model, const std::vector<int64_t>& prompt, 
   const auto n = static_cast<int64_t>(prompt.size());
   PAJAMA_CHECK_AS(ConfigError, n > 0, "generate: the prompt is empty");
   PAJAMA_CHECK_AS(ConfigError, o.max_new_tokens >= 0 && n + o.max_new_tokens <= cfg.max_seq_len, "generate: ", n,
-                  " prompt tokens + ", o.max_new_tokens, " new tokens exceed model.max_seq_len ", cfg.max_seq_len);
+                  " prompt tokens + ", o.max_new_tokens, " new tokens exceed the model's max_seq_len ",
+                  cfg.max_seq_len);
   PAJAMA_CHECK_AS(ConfigError, o.top_k >= 0 && o.top_p > 0 && o.top_p <= 1 && o.temperature >= 0,
                   "generate: temperature >= 0, top_k >= 0 and 0 < top_p <= 1 are needed");
   for (int64_t id : prompt) {

@@ -37,7 +37,7 @@ torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens) {
   PAJAMA_CHECK(tokens.dim() == 2 && tokens.scalar_type() == torch::kInt64, "Llama: tokens must be (B, T) int64, got ",
                tokens.sizes(), " ", tokens.scalar_type());
   PAJAMA_CHECK(tokens.size(1) <= cfg_.max_seq_len, "Llama: sequence length ", tokens.size(1),
-               " exceeds model.max_seq_len ", cfg_.max_seq_len);
+               " exceeds max_seq_len ", cfg_.max_seq_len);
   torch::Tensor h = model->embed_tokens(tokens);
   const auto [cos, sin] = rope_.get(tokens.size(1), h.device(), h.scalar_type());
   // Checkpointing only matters when a graph is recorded; eval and inference run the plain path.

@@ -49,33 +49,40 @@ int64_t LlamaConfig::hidden_ffn_dim() const {
 }
 
 void LlamaConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, vocab_size > 0, "model.vocab_size must be positive, got ", vocab_size);
-  PAJAMA_CHECK_AS(ConfigError, vocab_multiple_of > 0, "model.vocab_multiple_of must be positive (1 = no padding), got ",
-                  vocab_multiple_of);
-  PAJAMA_CHECK_AS(ConfigError, dim > 0, "model.dim must be positive, got ", dim);
-  PAJAMA_CHECK_AS(ConfigError, n_layers > 0, "model.n_layers must be positive, got ", n_layers);
-  PAJAMA_CHECK_AS(ConfigError, n_heads > 0, "model.n_heads must be positive, got ", n_heads);
-  PAJAMA_CHECK_AS(ConfigError, dim % n_heads == 0, "model.dim ", dim, " is not divisible by model.n_heads ",
-                  n_heads);
-  PAJAMA_CHECK_AS(ConfigError, head_dim() % 2 == 0, "model.dim / model.n_heads = ", head_dim(),
-                  " must be even for rotary embeddings");
-  PAJAMA_CHECK_AS(ConfigError, n_kv_heads >= 0, "model.n_kv_heads must be >= 0 (0 = n_heads), got ", n_kv_heads);
-  PAJAMA_CHECK_AS(ConfigError, n_heads % kv_heads() == 0, "model.n_heads ", n_heads,
-                  " is not divisible by model.n_kv_heads ", kv_heads());
-  PAJAMA_CHECK_AS(ConfigError, ffn_dim >= 0, "model.ffn_dim must be >= 0 (0 = LLaMA's rule), got ", ffn_dim);
-  PAJAMA_CHECK_AS(ConfigError, multiple_of > 0, "model.multiple_of must be positive, got ", multiple_of);
-  PAJAMA_CHECK_AS(ConfigError, ffn_dim_multiplier > 0, "model.ffn_dim_multiplier must be positive");
-  PAJAMA_CHECK_AS(ConfigError, norm_eps > 0, "model.norm_eps must be positive, got ", norm_eps);
-  PAJAMA_CHECK_AS(ConfigError, rope_theta > 0, "model.rope_theta must be positive, got ", rope_theta);
-  PAJAMA_CHECK_AS(ConfigError, max_seq_len > 0, "model.max_seq_len must be positive, got ", max_seq_len);
-  PAJAMA_CHECK_AS(ConfigError, init_std > 0, "model.init_std must be positive, got ", init_std);
+  PAJAMA_CHECK_FIELD(vocab_size > 0, vocab_size, "vocab_size must be positive, got ", vocab_size);
+  PAJAMA_CHECK_FIELD(vocab_multiple_of > 0, vocab_multiple_of,
+                     "vocab_multiple_of must be positive (1 = no padding), got ", vocab_multiple_of);
+  PAJAMA_CHECK_FIELD(dim > 0, dim, "dim must be positive, got ", dim);
+  PAJAMA_CHECK_FIELD(n_layers > 0, n_layers, "n_layers must be positive, got ", n_layers);
+  PAJAMA_CHECK_FIELD(n_heads > 0, n_heads, "n_heads must be positive, got ", n_heads);
+  if (dim % n_heads != 0) {
+    throw ConfigError({PAJAMA_FIELD(dim), PAJAMA_FIELD(n_heads)},
+                      str("dim ", dim, " is not divisible by n_heads ", n_heads));
+  }
+  if (head_dim() % 2 != 0) {
+    throw ConfigError({PAJAMA_FIELD(dim), PAJAMA_FIELD(n_heads)},
+                      str("dim / n_heads = ", head_dim(), " must be even for rotary embeddings"));
+  }
+  PAJAMA_CHECK_FIELD(n_kv_heads >= 0, n_kv_heads, "n_kv_heads must be >= 0 (0 = n_heads), got ", n_kv_heads);
+  if (n_heads % kv_heads() != 0) {
+    throw ConfigError({PAJAMA_FIELD(n_kv_heads), PAJAMA_FIELD(n_heads)},
+                      str("n_heads ", n_heads, " is not divisible by n_kv_heads ", kv_heads()));
+  }
+  PAJAMA_CHECK_FIELD(ffn_dim >= 0, ffn_dim, "ffn_dim must be >= 0 (0 = LLaMA's rule), got ", ffn_dim);
+  PAJAMA_CHECK_FIELD(multiple_of > 0, multiple_of, "multiple_of must be positive, got ", multiple_of);
+  PAJAMA_CHECK_FIELD(ffn_dim_multiplier > 0, ffn_dim_multiplier, "ffn_dim_multiplier must be positive, got ",
+                     ffn_dim_multiplier);
+  PAJAMA_CHECK_FIELD(norm_eps > 0, norm_eps, "norm_eps must be positive, got ", norm_eps);
+  PAJAMA_CHECK_FIELD(rope_theta > 0, rope_theta, "rope_theta must be positive, got ", rope_theta);
+  PAJAMA_CHECK_FIELD(max_seq_len > 0, max_seq_len, "max_seq_len must be positive, got ", max_seq_len);
+  PAJAMA_CHECK_FIELD(init_std > 0, init_std, "init_std must be positive, got ", init_std);
 }
 
 std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const std::string& a_label,
-                              const std::string& b_label, bool include_vocab) {
+                              const std::string& b_label, const std::string& key_prefix, bool include_vocab) {
   std::string diff;
   auto cmp = [&](const char* key, auto x, auto y) {
-    if (x != y) diff += str("\n  model.", key, ": ", a_label, " ", x, ", ", b_label, " ", y);
+    if (x != y) diff += str("\n  ", key_prefix, key, ": ", a_label, " ", x, ", ", b_label, " ", y);
   };
   if (include_vocab) {
     cmp("vocab_size", a.vocab_size, b.vocab_size);
@@ -93,7 +100,7 @@ std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const 
 LlamaConfig llama_preset(const std::string& name) {
   auto it = presets().find(name);
   if (it == presets().end()) {
-    PAJAMA_FAIL_AS(ConfigError, "unknown model.preset '", name, "'; valid presets: ", join(llama_preset_names()));
+    PAJAMA_FAIL_AS(ConfigError, "unknown preset '", name, "'; valid presets: ", join(llama_preset_names()));
   }
   return it->second;
 }

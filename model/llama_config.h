@@ -1,5 +1,5 @@
 // The shape of a LLaMA-architecture model (RMSNorm, RoPE, SwiGLU, GQA) and the
-// published presets. Owned by model/; trainer/ only maps YAML keys `model.*` onto it.
+// published presets. Owned by model/; trainer/ maps YAML keys onto it.
 #pragma once
 
 #include <cstdint>
@@ -32,14 +32,14 @@ struct LlamaConfig {
   int64_t kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
   // ffn_dim if set, else multiple_of * ceil(int(ffn_dim_multiplier * int(8 * dim / 3)) / multiple_of).
   int64_t hidden_ffn_dim() const;
-  // Throws ConfigError naming the offending `model.*` key and value.
+  // Throws ConfigError about the offending field (core/error.h ConfigField) and its value.
   void validate() const;
 };
 
 // The fields that decide parameter shapes and differ between a and b, one line each:
-// "\n  model.<key>: <a_label> <value>, <b_label> <value>"; empty when the shapes agree.
+// "\n  <key_prefix><field>: <a_label> <value>, <b_label> <value>"; empty when the shapes agree.
 std::string shape_differences(const LlamaConfig& a, const LlamaConfig& b, const std::string& a_label,
-                              const std::string& b_label, bool include_vocab = true);
+                              const std::string& b_label, const std::string& key_prefix, bool include_vocab = true);
 
 // Published shapes: llama-7b, llama-13b, llama-33b, llama-65b, llama2-7b, baichuan-7b,
 // plus the project sizes tiny, 125m, 350m, 1b. Throws ConfigError listing the names.

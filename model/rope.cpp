@@ -55,7 +55,7 @@ RopeTables::RopeTables(int64_t head_dim, int64_t max_seq_len, double theta) : ma
 
 std::pair<torch::Tensor, torch::Tensor> RopeTables::get(int64_t seq_len, torch::Device device,
                                                          torch::ScalarType dtype) {
-  PAJAMA_CHECK(seq_len <= max_seq_len_, "sequence length ", seq_len, " exceeds model.max_seq_len ", max_seq_len_);
+  PAJAMA_CHECK(seq_len <= max_seq_len_, "sequence length ", seq_len, " exceeds max_seq_len ", max_seq_len_);
   const auto key = std::make_tuple(static_cast<int>(device.type()), static_cast<int>(device.index()),
                                    static_cast<int>(dtype));
   auto it = cache_.find(key);

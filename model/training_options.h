@@ -1,7 +1,6 @@
 // How Llama computes its training loss, apart from the model's shape: activation
-// checkpointing and the chunked cross-entropy. Owned by model/; trainer/ maps the YAML
-// keys train.activation_checkpointing, train.loss_chunk_tokens and train.z_loss onto it
-// and hands it to LlamaImpl::set_training_options. None of it changes parameter shapes or
+// checkpointing and the chunked cross-entropy. Owned by model/; trainer/ maps YAML keys
+// onto it and hands it to LlamaImpl::set_training_options. None of it changes parameter shapes or
 // checkpoints; `none`/`full` give bitwise the same gradients on the CPU.
 #pragma once
 
@@ -18,8 +17,8 @@ enum class ActivationCheckpointing {
                // recomputed in backward (elementwise work only)
 };
 
-// "none" | "full" | "selective"; anything else throws ConfigError naming
-// train.activation_checkpointing and the valid values.
+// "none" | "full" | "selective"; anything else throws ConfigError about the field
+// `activation_checkpointing` (at `name`'s address) listing the valid values.
 ActivationCheckpointing parse_activation_checkpointing(const std::string& name);
 std::string to_string(ActivationCheckpointing mode);
 
@@ -28,7 +27,7 @@ struct TrainingOptions {
   int64_t loss_chunk_tokens = 1024;  // tokens per chunk of the LM head + cross-entropy (memory chunk x vocab)
   double z_loss = 0.0;               // weight of mean(logsumexp^2) added to the loss (PaLM); 0 = off
 
-  // Throws ConfigError naming the offending train.* key and value.
+  // Throws ConfigError about the offending field and its value.
   void validate() const;
 };
 

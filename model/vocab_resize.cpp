@@ -10,14 +10,16 @@ bool is_vocab_parameter(const std::string& name) {
   return name == "model.embed_tokens.weight" || name == "lm_head.weight";
 }
 
-void check_new_vocab_rule(const std::string& rule, const std::string& key) {
-  PAJAMA_CHECK_AS(ConfigError, rule == "mean" || rule == "mean_noise", key, ": unknown rule '", rule,
-                  "'; use mean or mean_noise");
+void check_new_vocab_rule(const std::string& rule) {
+  if (rule != "mean" && rule != "mean_noise") {
+    throw ConfigError({ConfigField{"new_vocab_init", &rule}},
+                      str("new_vocab_init: unknown rule '", rule, "'; use mean or mean_noise"));
+  }
 }
 
 void init_new_vocab_rows(torch::Tensor weight, int64_t old_rows, int64_t vocab_size, const std::string& rule,
                          uint64_t seed) {
-  check_new_vocab_rule(rule, "new vocabulary rows");
+  check_new_vocab_rule(rule);
   PAJAMA_CHECK(weight.dim() == 2 && old_rows > 0 && old_rows <= vocab_size && vocab_size <= weight.size(0),
                "init_new_vocab_rows: rows [", old_rows, ", ", vocab_size, ") do not fit a weight of shape ",
                weight.sizes());

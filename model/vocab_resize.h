@@ -26,7 +26,8 @@ bool is_vocab_parameter(const std::string& name);
 // probability mass, so they get no gradient and stay zero.
 void init_new_vocab_rows(torch::Tensor weight, int64_t old_rows, int64_t vocab_size, const std::string& rule,
                          uint64_t seed);
-// Throws ConfigError for a rule other than mean or mean_noise, naming `key`.
-void check_new_vocab_rule(const std::string& rule, const std::string& key);
+// Throws ConfigError for a rule other than mean or mean_noise, about the field
+// `new_vocab_init` at `rule`'s address (core/error.h ConfigField).
+void check_new_vocab_rule(const std::string& rule);
 
 }  // namespace pajama

@@ -192,7 +192,7 @@ class SingleCommunicator final : public Communicator {
 
 std::unique_ptr<Communicator> make_communicator(const World& world, const torch::Device& device,
                                                 const CommConfig& config) {
-  PAJAMA_CHECK_AS(ConfigError, config.timeout_s > 0, "comm.timeout_s must be positive, got ", config.timeout_s);
+  config.validate();
   if (device.is_cuda()) {
 #ifdef PAJAMA_WITH_CUDA
     // PAJAMA_NCCL_ONE_RANK=1 keeps NCCL on one rank (NCCL accepts a one-rank

@@ -1,6 +1,6 @@
 // Configuration owned by parallel/: the optimizer (AdamW on each rank's partition)
-// and how ZeRO partitions and communicates. trainer/ maps `optim.*` (AdamW part)
-// and `parallel.*` onto these.
+// and how ZeRO partitions and communicates. trainer/ maps YAML keys onto these; each
+// validate() throws ConfigError about its own fields (core/error.h ConfigField).
 #pragma once
 
 #include <cstdint>
@@ -9,11 +9,11 @@
 namespace pajama {
 
 struct AdamWConfig {
-  double beta1 = 0.9;          // optim.betas[0]
-  double beta2 = 0.95;         // optim.betas[1]
-  double eps = 1e-8;           // optim.eps
-  double weight_decay = 0.1;   // optim.weight_decay, decoupled; not applied to 1-D tensors (norm weights)
-  void validate() const;       // ConfigError naming the optim.* key
+  double beta1 = 0.9;          // first-moment decay
+  double beta2 = 0.95;         // second-moment decay
+  double eps = 1e-8;           // added to the second moment's square root
+  double weight_decay = 0.1;   // decoupled; not applied to 1-D tensors (norm weights)
+  void validate() const;
 };
 
 struct ZeroConfig {
@@ -22,7 +22,7 @@ struct ZeroConfig {
   int64_t allgather_bucket_size = 50'000'000; // elements per parameter all-gather bucket (DeepSpeed's name)
   bool overlap_comm = true;                   // reduce buckets while backward runs (GPU); CPU reduces as buckets fill
   std::string reduce_dtype = "fp32";          // dtype gradients travel in: fp32 or bf16 (accumulation is fp32)
-  void validate() const;                      // ConfigError naming the parallel.* key
+  void validate() const;
 };
 
 struct CommConfig {

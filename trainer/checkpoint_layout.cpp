@@ -159,10 +159,12 @@ json Manifest::to_json() const {
 
 std::string read_manifest(const fs::path& dir, Manifest& out) {
   const fs::path path = dir / "manifest.json";
-  if (!fs::exists(path)) return "no manifest.json (the save did not finish)";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return ec ? "manifest.json cannot be looked up: " + ec.message()
+                                       : "no manifest.json (the save did not finish)";
   json m;
   try {
-    m = json::parse(read_file(path));
+    m = json::parse(read_file<CheckpointError>(path));
   } catch (const std::exception& e) {
     return str("manifest.json is unreadable: ", e.what());
   }
@@ -230,7 +232,7 @@ std::string verify_checkpoint(const fs::path& dir, Manifest& m) {
 CheckpointModel read_checkpoint_model(const fs::path& dir, const Manifest& m) {
   CheckpointModel out;
   const fs::path yaml = dir / "config.yaml";
-  const TrainConfig saved = parse_train_config_lenient(read_file(yaml), yaml.string(), out.notes);
+  const TrainConfig saved = parse_train_config_lenient(read_file<CheckpointError>(yaml), yaml.string(), out.notes);
   out.tokenizer = saved.data.tokenizer;
   for (const auto& d : saved.data.datasets) out.shard_prefixes.push_back(d.path);
   out.shape = m.format_version >= 2 ? read_hf_config(dir) : saved.model.llama;
@@ -242,10 +244,17 @@ CheckpointModel read_checkpoint_model(const fs::path& dir, const Manifest& m) {
 }
 
 fs::path resolve_checkpoint_dir(const fs::path& p) {
-  if (fs::exists(p / "manifest.json")) return p;
+  // std::filesystem's own errors (a directory that cannot be searched) as CheckpointError.
+  auto exists = [](const fs::path& path) {
+    std::error_code ec;
+    const bool yes = fs::exists(path, ec);
+    PAJAMA_CHECK_AS(CheckpointError, !ec, "cannot look up ", path.string(), ": ", ec.message());
+    return yes;
+  };
+  if (exists(p / "manifest.json")) return p;
   for (const fs::path& dir : {p / "checkpoints", p}) {
-    if (fs::exists(dir / "latest")) {
-      std::string name = read_file(dir / "latest");
+    if (exists(dir / "latest")) {
+      std::string name = read_file<CheckpointError>(dir / "latest");
       while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
       return dir / name;
     }

@@ -125,7 +125,19 @@ class Checkpointer {
   // The deadline for a collective that waits on `bytes` of another rank's file I/O.
   double io_timeout_s(int64_t bytes) const;
 
+  // Every rank learns the problem of the lowest rank that has one ("" when none has).
+  std::string agree_on_problem(const std::string& local);
+
+  // Resume (trainer/checkpoint_resume.cpp).
   std::vector<std::filesystem::path> resume_candidates();
+  // The first candidate that verifies on every rank, its manifest in `manifest`; empty
+  // when there are no checkpoints. A checkpoint.resume PATH that does not verify, or
+  // auto when none of the existing ones does, is a CheckpointError.
+  std::filesystem::path choose_checkpoint(ZeroOptimizer& optimizer, Manifest& manifest);
+  // Checks the shape, loads weights and optimizer ranges and step counts of a verified `dir`.
+  TrainerState load_checkpoint(const std::filesystem::path& dir, const Manifest& manifest, Llama& model,
+                               ZeroOptimizer& optimizer, const std::string& config_yaml,
+                               const std::string& new_vocab_init, uint64_t seed);
   // "" on every rank when the checkpoint is complete and intact, else the same problem.
   std::string verify_together(const std::filesystem::path& dir, const Manifest& m, ZeroOptimizer& optimizer);
   void load_weights(Llama& model, const std::filesystem::path& dir, int64_t saved_vocab,

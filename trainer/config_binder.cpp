@@ -1,6 +1,7 @@
 #include "trainer/config_binder.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "core/error.h"
@@ -61,6 +62,7 @@ void ConfigBinder::scalar(const std::string& key, T& value, const char* type_nam
     node_[key] = value;
     return;
   }
+  origins_->members[&value] = path_of(key);
   YAML::Node n = child(key);
   if (!n) return;
   // A quoted scalar ("12") has the tag "!" and is a string, never a number.
@@ -87,6 +89,7 @@ void ConfigBinder::field(const std::string& key, std::vector<double>& value) {
     node_[key] = seq;
     return;
   }
+  origins_->members[&value] = path_of(key);
   YAML::Node n = child(key);
   if (!n) return;
   if (!n.IsSequence()) fail(key, str("expected a list of numbers, got '", render(n), "'"));
@@ -113,6 +116,7 @@ void ConfigBinder::field(const std::string& key, std::vector<std::string>& value
     node_[key] = seq;
     return;
   }
+  origins_->members[&value] = path_of(key);
   YAML::Node n = child(key);
   if (!n) return;
   if (n.IsScalar()) {
@@ -126,6 +130,14 @@ void ConfigBinder::field(const std::string& key, std::vector<std::string>& value
     out.push_back(x.as<std::string>());
   }
   value = out;
+}
+
+void ConfigBinder::attribute(const std::string& key, std::initializer_list<const void*> members) {
+  if (!loading()) return;
+  const std::string path = path_of(key);
+  // Drops the converted local's own entry: its address dies with the binding.
+  std::erase_if(origins_->members, [&](const auto& entry) { return entry.second == path; });
+  for (const void* m : members) origins_->members[m] = path;
 }
 
 void ConfigBinder::section(const std::string& key, const std::function<void(ConfigBinder&)>& bind_fn) {
@@ -155,6 +167,7 @@ ConfigBinder ConfigBinder::item(const std::string& key, size_t i) {
   if (!n.IsMap()) {
     throw ConfigError(origins_->locate(p, n) + ": " + p + ": expected a map, got '" + render(n) + "'");
   }
+  origins_->seen[p] = origins_->locate(p, n);
   return ConfigBinder(Mode::kLoad, n, p, origins_);
 }
 
@@ -231,20 +244,61 @@ YAML::Node load_yaml_with_overrides(const std::string& file, const std::vector<s
   return root;
 }
 
-void rethrow_with_location(const ConfigOrigins& origins, const std::exception& e) {
-  const std::string msg = e.what();
-  // The longest known key path that the message starts with or mentions.
-  std::string best;
-  for (const auto& [path, where] : origins.seen) {
-    if (path.size() > best.size() && msg.find(path) != std::string::npos) best = path;
+namespace {
+
+bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
+
+// `text` with every whole-word occurrence of a name replaced by its path, in one pass
+// (a path never gets rewritten again). A name is whole when it is neither preceded by a
+// word character or '.' nor followed by a word character.
+std::string replace_names(const std::string& text, const std::vector<std::pair<std::string, std::string>>& names) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const bool starts_word = i == 0 || (!is_word_char(text[i - 1]) && text[i - 1] != '.');
+    const std::pair<std::string, std::string>* hit = nullptr;
+    for (const auto& entry : names) {
+      const std::string& name = entry.first;
+      if (!starts_word || name.empty() || text.compare(i, name.size(), name) != 0) continue;
+      if (i + name.size() < text.size() && is_word_char(text[i + name.size()])) continue;
+      if (hit == nullptr || name.size() > hit->first.size()) hit = &entry;
+    }
+    if (hit != nullptr) {
+      out += hit->second;
+      i += hit->first.size();
+    } else {
+      out += text[i++];
+    }
   }
-  for (const auto& [path, where] : origins.overrides) {
-    if (path.size() > best.size() && msg.find(path) != std::string::npos) best = path;
+  return out;
+}
+
+}  // namespace
+
+std::string ConfigOrigins::describe(const ConfigError& e) const {
+  auto location_of = [&](const std::string& path) -> std::string {
+    if (auto it = overrides.find(path); it != overrides.end()) return it->second;
+    if (auto it = seen.find(path); it != seen.end()) return it->second;
+    return "";
+  };
+  std::vector<std::pair<std::string, std::string>> names;  // field name -> key path
+  std::string where;
+  for (const ConfigField& f : e.fields()) {
+    const auto member = members.find(f.value);
+    if (member == members.end()) continue;
+    names.emplace_back(f.name, member->second);
+    if (where.empty()) where = location_of(member->second);
   }
-  if (best.empty()) throw ConfigError(origins.file + ": " + msg);
-  auto it = origins.overrides.find(best);
-  const std::string where = it != origins.overrides.end() ? it->second : origins.seen.at(best);
-  throw ConfigError(where + ": " + msg);
+  // A default value at fault (its key absent): the closest enclosing key that is present.
+  for (std::string path = names.empty() ? "" : names.front().second; where.empty() && !path.empty();) {
+    const size_t cut = path.find_last_of(".[");
+    path = cut == std::string::npos ? "" : path.substr(0, cut);
+    if (!path.empty()) where = location_of(path);
+  }
+  return (where.empty() ? file : where) + ": " + replace_names(e.what(), names);
+}
+
+void rethrow_with_location(const ConfigOrigins& origins, const ConfigError& e) {
+  throw ConfigError(origins.describe(e));
 }
 
 }  // namespace pajama

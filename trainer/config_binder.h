@@ -6,16 +6,25 @@
 // file, line and key path ("configs/tiny.yaml:12: train.micro_batch: unknown key;
 // valid keys: ..."). Values set with --set are reported as "--set key=value".
 // In dump mode the same calls write the resolved values into a YAML tree.
+//
+// The binding is also the one map from a component's fields to YAML key paths: in load
+// mode every field() records its member's address with its key path, so a ConfigError
+// that a module's validate() raises about its own fields (core/error.h ConfigField:
+// "seq_len", at &cfg.train.seq_len) is reported with the key path and its location
+// ("configs/tiny.yaml:7: train.seq_len must be positive, got 0") by describe().
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace pajama {
 
@@ -24,10 +33,15 @@ struct ConfigOrigins {
   std::string file;
   std::map<std::string, std::string> overrides;  // key path -> "--set k=v"
   std::map<std::string, std::string> seen;       // key path -> location, filled while loading
+  std::map<const void*, std::string> members;    // bound struct member -> key path, filled while loading
   // Lenient loading (a checkpoint's config.yaml written by another version): unknown keys
   // and values of the wrong type are recorded here and skipped instead of thrown.
   std::vector<std::string>* lenient_notes = nullptr;
   std::string locate(const std::string& path, const YAML::Node& node) const;
+  // "<location>: <message>" with each of the error's fields named by its key path; the
+  // location is that of the first field present in the YAML or --set (else the file).
+  // A ConfigError without bound fields keeps its text after the file name.
+  std::string describe(const ConfigError& e) const;
 };
 
 class ConfigBinder {
@@ -50,6 +64,10 @@ class ConfigBinder {
   void field(const std::string& key, std::vector<double>& value);
   // A list of strings; a single scalar is a one-element list.
   void field(const std::string& key, std::vector<std::string>& value);
+
+  // Load mode: errors about these members name `key`, a field bound through a converted
+  // local value (optim.betas as beta1 and beta2, log.peak_flops as a string).
+  void attribute(const std::string& key, std::initializer_list<const void*> members);
 
   // A nested map. The callback binds its fields; finish() runs after it.
   void section(const std::string& key, const std::function<void(ConfigBinder&)>& bind_fn);
@@ -86,7 +104,9 @@ void ConfigBinder::list(const std::string& key, std::vector<T>& items,
                         const std::function<void(ConfigBinder&, T&)>& bind_item) {
   if (loading()) {
     known_.push_back(key);
+    origins_->members[&items] = path_of(key);
     if (!node_[key]) return;
+    origins_->seen[path_of(key)] = origins_->locate(path_of(key), node_[key]);
     const size_t n = list_size(key);
     items.assign(n, T{});
     for (size_t i = 0; i < n; ++i) {
@@ -111,8 +131,7 @@ void ConfigBinder::list(const std::string& key, std::vector<T>& items,
 YAML::Node load_yaml_with_overrides(const std::string& file, const std::vector<std::string>& overrides,
                                     ConfigOrigins& origins);
 
-// Rewrites a ConfigError raised by a module's validate() ("model.n_heads ... ") so it
-// starts with the location of the first key path it mentions.
-[[noreturn]] void rethrow_with_location(const ConfigOrigins& origins, const std::exception& e);
+// Throws ConfigError(origins.describe(e)): a module's validate() error with key paths and location.
+[[noreturn]] void rethrow_with_location(const ConfigOrigins& origins, const ConfigError& e);
 
 }  // namespace pajama

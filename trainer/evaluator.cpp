@@ -13,8 +13,8 @@
 namespace pajama {
 
 void EvalConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, every_steps >= 0, "eval.every_steps must be >= 0 (0 = off), got ", every_steps);
-  PAJAMA_CHECK_AS(ConfigError, batches > 0, "eval.batches must be positive, got ", batches);
+  PAJAMA_CHECK_FIELD(every_steps >= 0, every_steps, "every_steps must be >= 0 (0 = off), got ", every_steps);
+  PAJAMA_CHECK_FIELD(batches > 0, batches, "batches must be positive, got ", batches);
 }
 
 Evaluator::Evaluator(const EvalConfig& cfg, std::vector<NamedSampleSource> sources, int64_t global_batch,

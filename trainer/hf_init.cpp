@@ -12,7 +12,7 @@ void init_from_hf(Llama& model, const std::filesystem::path& hf_dir, const std::
   const LlamaConfig hf = read_hf_config(hf_dir);
   const LlamaConfig& cfg = model->config();
   const std::string diff =
-      shape_differences(hf, cfg, hf_dir.string() + " has", "the config has", /*include_vocab=*/false);
+      shape_differences(hf, cfg, hf_dir.string() + " has", "the config has", "model.", /*include_vocab=*/false);
   PAJAMA_CHECK_AS(ConfigError, diff.empty(), "model.init_from: the released model's shape differs from the config:",
                   diff, "\nset the model keys to the released shape (only model.vocab_size may be larger)");
   PAJAMA_CHECK_AS(ConfigError, cfg.vocab_size >= hf.vocab_size, "model.vocab_size ", cfg.vocab_size,

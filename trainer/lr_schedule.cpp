@@ -9,24 +9,30 @@
 namespace pajama {
 
 void LrScheduleConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, lr > 0, "optim.lr must be positive, got ", lr);
-  PAJAMA_CHECK_AS(ConfigError, min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1], got ",
-                  min_lr_ratio);
-  PAJAMA_CHECK_AS(ConfigError, warmup_steps >= 0, "optim.warmup_steps must be >= 0, got ", warmup_steps);
-  PAJAMA_CHECK_AS(ConfigError, decay_steps >= 0, "optim.decay_steps must be >= 0, got ", decay_steps);
-  PAJAMA_CHECK_AS(ConfigError,
-                  schedule == "cosine" || schedule == "linear" || schedule == "constant" || schedule == "wsd",
-                  "optim.schedule must be one of cosine, linear, constant, wsd; got '", schedule, "'");
-  PAJAMA_CHECK_AS(ConfigError, decay_start >= 0, "optim.decay_start must be >= 0 (0 = from optim.decay_fraction), got ",
-                  decay_start);
-  PAJAMA_CHECK_AS(ConfigError, decay_fraction > 0 && decay_fraction <= 1, "optim.decay_fraction must be in (0, 1], got ",
-                  decay_fraction);
-  PAJAMA_CHECK_AS(ConfigError, decay_shape == "linear" || decay_shape == "cosine" || decay_shape == "1-sqrt",
-                  "optim.decay_shape must be linear, cosine or 1-sqrt; got '", decay_shape, "'");
-  PAJAMA_CHECK_AS(ConfigError, decay_start == 0 || decay_start >= warmup_steps, "optim.decay_start ", decay_start,
-                  " is inside the warmup (optim.warmup_steps ", warmup_steps, ")");
-  PAJAMA_CHECK_AS(ConfigError, decay_start == 0 || decay_steps == 0 || decay_start < decay_steps, "optim.decay_start ",
-                  decay_start, " must come before optim.decay_steps ", decay_steps, " (where the decay ends)");
+  PAJAMA_CHECK_FIELD(lr > 0, lr, "lr must be positive, got ", lr);
+  PAJAMA_CHECK_FIELD(min_lr_ratio >= 0 && min_lr_ratio <= 1, min_lr_ratio, "min_lr_ratio must be in [0, 1], got ",
+                     min_lr_ratio);
+  PAJAMA_CHECK_FIELD(warmup_steps >= 0, warmup_steps, "warmup_steps must be >= 0, got ", warmup_steps);
+  PAJAMA_CHECK_FIELD(decay_steps >= 0, decay_steps, "decay_steps must be >= 0, got ", decay_steps);
+  PAJAMA_CHECK_FIELD(schedule == "cosine" || schedule == "linear" || schedule == "constant" || schedule == "wsd",
+                     schedule, "schedule must be one of cosine, linear, constant, wsd; got '", schedule, "'");
+  if (decay_start < 0) {
+    throw ConfigError({PAJAMA_FIELD(decay_start), PAJAMA_FIELD(decay_fraction)},
+                      str("decay_start must be >= 0 (0 = from decay_fraction), got ", decay_start));
+  }
+  PAJAMA_CHECK_FIELD(decay_fraction > 0 && decay_fraction <= 1, decay_fraction,
+                     "decay_fraction must be in (0, 1], got ", decay_fraction);
+  PAJAMA_CHECK_FIELD(decay_shape == "linear" || decay_shape == "cosine" || decay_shape == "1-sqrt", decay_shape,
+                     "decay_shape must be linear, cosine or 1-sqrt; got '", decay_shape, "'");
+  if (decay_start != 0 && decay_start < warmup_steps) {
+    throw ConfigError({PAJAMA_FIELD(decay_start), PAJAMA_FIELD(warmup_steps)},
+                      str("decay_start ", decay_start, " is inside the warmup (warmup_steps ", warmup_steps, ")"));
+  }
+  if (decay_start != 0 && decay_steps != 0 && decay_start >= decay_steps) {
+    throw ConfigError({PAJAMA_FIELD(decay_start), PAJAMA_FIELD(decay_steps)},
+                      str("decay_start ", decay_start, " must come before decay_steps ", decay_steps,
+                          " (where the decay ends)"));
+  }
 }
 
 int64_t wsd_decay_start(const LrScheduleConfig& cfg, int64_t max_steps) {

@@ -12,17 +12,17 @@
 namespace pajama {
 
 struct LrScheduleConfig {
-  double lr = 3e-4;              // peak learning rate (optim.lr)
-  double min_lr_ratio = 0.1;     // final lr = lr * min_lr_ratio (optim.min_lr_ratio)
-  int64_t warmup_steps = 0;      // linear warmup from lr/warmup_steps to lr (optim.warmup_steps)
-  std::string schedule = "cosine";  // cosine | linear | constant | wsd (optim.schedule)
-  int64_t decay_steps = 0;       // step at which decay reaches the minimum; 0 = train.max_steps (optim.decay_steps)
-  // wsd only: the first step of the decay (optim.decay_start; 0 = the end minus
-  // decay_fraction of it), and the decay's shape (optim.decay_shape).
+  double lr = 3e-4;              // peak learning rate
+  double min_lr_ratio = 0.1;     // final lr = lr * min_lr_ratio
+  int64_t warmup_steps = 0;      // linear warmup from lr/warmup_steps to lr
+  std::string schedule = "cosine";  // cosine | linear | constant | wsd
+  int64_t decay_steps = 0;       // step at which decay reaches the minimum; 0 = train.max_steps
+  // wsd only: the first step of the decay (0 = the end minus decay_fraction of it),
+  // and the decay's shape.
   int64_t decay_start = 0;
-  double decay_fraction = 0.2;   // optim.decay_fraction
+  double decay_fraction = 0.2;   // wsd: share of the run the decay takes when decay_start is 0
   std::string decay_shape = "1-sqrt";  // linear | cosine | 1-sqrt (Hägele et al. 2024)
-  void validate() const;
+  void validate() const;  // ConfigError about the offending field (core/error.h ConfigField)
 };
 
 // lr for optimizer step `step` (0-based) of a run of `max_steps`.

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/protobuf_wire.h"
 
 namespace pajama {
 namespace {
@@ -23,25 +24,30 @@ std::array<uint32_t, 256> make_crc_table() {
   return t;
 }
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
+using protobuf::put_fixed;
+using protobuf::put_fixed_field;
+using protobuf::put_len_field;
+using protobuf::put_varint_field;
 
-template <typename T>
-void put_fixed(std::string& out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));  // little-endian hosts
-  out.append(buf, sizeof(T));
-}
+// Field numbers of tensorflow/core/util/event.proto and summary.proto used here.
+constexpr uint32_t kEventWallTime = 1;     // double
+constexpr uint32_t kEventStep = 2;         // int64
+constexpr uint32_t kEventFileVersion = 3;  // string
+constexpr uint32_t kEventSummary = 5;      // Summary
+constexpr uint32_t kEventSessionLog = 7;   // SessionLog
+constexpr uint32_t kSummaryValue = 1;      // repeated Summary.Value
+constexpr uint32_t kValueTag = 1;          // string
+constexpr uint32_t kValueSimpleValue = 2;  // float
+constexpr uint32_t kSessionLogStatus = 1;  // enum; START = 1
+constexpr uint64_t kSessionLogStart = 1;
 
-void put_bytes_field(std::string& out, uint8_t key, std::string_view bytes) {
-  out.push_back(static_cast<char>(key));
-  put_varint(out, bytes.size());
-  out.append(bytes);
+// Event{wall_time, step, <field>: payload}: what every event but the file's first holds.
+std::string event(double wall_time, int64_t step, uint32_t field, std::string_view payload) {
+  std::string out;
+  put_fixed_field(out, kEventWallTime, wall_time);
+  put_varint_field(out, kEventStep, static_cast<uint64_t>(step));
+  put_len_field(out, field, payload);
+  return out;
 }
 
 double now_seconds() {
@@ -75,31 +81,17 @@ std::string tfrecord(std::string_view payload) {
 
 std::string scalar_event(double wall_time, int64_t step, std::string_view tag, float value) {
   std::string v;  // Summary.Value
-  put_bytes_field(v, 0x0A, tag);
-  v.push_back(0x15);
-  put_fixed<float>(v, value);
-  std::string summary;  // Summary
-  put_bytes_field(summary, 0x0A, v);
-  std::string event;  // Event
-  event.push_back(0x09);
-  put_fixed<double>(event, wall_time);
-  event.push_back(0x10);
-  put_varint(event, static_cast<uint64_t>(step));
-  put_bytes_field(event, 0x2A, summary);
-  return event;
+  put_len_field(v, kValueTag, tag);
+  put_fixed_field(v, kValueSimpleValue, value);
+  std::string summary;
+  put_len_field(summary, kSummaryValue, v);
+  return event(wall_time, step, kEventSummary, summary);
 }
 
 std::string session_start_event(double wall_time, int64_t step) {
-  std::string log;  // SessionLog{status: START = 1}
-  log.push_back(0x08);
-  put_varint(log, 1);
-  std::string event;  // Event{wall_time = 1, step = 2, session_log = 7}
-  event.push_back(0x09);
-  put_fixed<double>(event, wall_time);
-  event.push_back(0x10);
-  put_varint(event, static_cast<uint64_t>(step));
-  put_bytes_field(event, 0x3A, log);
-  return event;
+  std::string log;
+  put_varint_field(log, kSessionLogStatus, kSessionLogStart);
+  return event(wall_time, step, kEventSessionLog, log);
 }
 
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
@@ -113,9 +105,8 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   file_ = std::fopen(path_.c_str(), "wb");
   PAJAMA_CHECK(file_ != nullptr, "cannot create ", path_, ": ", std::strerror(errno));
   std::string first;  // Event{wall_time, file_version: "brain.Event:2"}
-  first.push_back(0x09);
-  put_fixed<double>(first, now_seconds());
-  put_bytes_field(first, 0x1A, "brain.Event:2");
+  put_fixed_field(first, kEventWallTime, now_seconds());
+  put_len_field(first, kEventFileVersion, "brain.Event:2");
   const std::string rec = tfrecord(first);
   std::fwrite(rec.data(), 1, rec.size(), file_);
   std::fflush(file_);

@@ -54,6 +54,7 @@ void bind_optim(ConfigBinder& b, LrScheduleConfig& lr, AdamWConfig& adamw) {
   b.field("weight_decay", adamw.weight_decay);
   std::vector<double> betas = {adamw.beta1, adamw.beta2};
   b.field("betas", betas);
+  b.attribute("betas", {&adamw.beta1, &adamw.beta2});
   if (b.loading()) {
     if (betas.size() != 2) b.fail("betas", str("expected two numbers [beta1, beta2], got ", betas.size()));
     adamw.beta1 = betas[0];
@@ -66,7 +67,6 @@ void bind_dataset(ConfigBinder& b, DatasetSpec& d) {
   b.field("path", d.path);
   b.field("weight", d.weight);
   b.field("name", d.name);
-  if (b.loading() && d.path.empty()) b.fail("path", "every dataset needs a path (a Megatron prefix)");
 }
 
 void bind_all(ConfigBinder& b, TrainConfig& c) {
@@ -128,6 +128,7 @@ void bind_all(ConfigBinder& b, TrainConfig& c) {
       peak.assign(buf, std::to_chars(buf, buf + sizeof buf, c.log.peak_flops).ptr);  // shortest exact form
     }
     s.field("peak_flops", peak);
+    s.attribute("peak_flops", {&c.log.peak_flops});
     if (s.loading()) {
       if (peak == "auto") {
         c.log.peak_flops = 0;
@@ -165,30 +166,63 @@ TrainConfig bind_and_validate(const YAML::Node& root, const std::shared_ptr<Conf
 
 }  // namespace
 
+void RunConfig::validate() const {
+  PAJAMA_CHECK_FIELD(!output_dir.empty(), output_dir, "output_dir must not be empty");
+  PAJAMA_CHECK_FIELD(seed >= 0, seed, "seed must be >= 0, got ", seed);
+}
+
+void ModelSection::validate() const {
+  llama.validate();
+  check_new_vocab_rule(new_vocab_init);
+}
+
+namespace {
+
+// `e` about `own` members where its fields have their names: the model's training
+// options are copies of TrainLoopConfig's fields under the same names.
+ConfigError about_own_fields(const ConfigError& e, const std::vector<ConfigField>& own) {
+  std::vector<ConfigField> fields = e.fields();
+  for (ConfigField& f : fields) {
+    for (const ConfigField& o : own) {
+      if (f.name == o.name) f.value = o.value;
+    }
+  }
+  return ConfigError(std::move(fields), e.what());
+}
+
+}  // namespace
+
 void TrainLoopConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, max_steps > 0, "train.max_steps must be positive, got ", max_steps);
-  PAJAMA_CHECK_AS(ConfigError, micro_batch_size > 0, "train.micro_batch_size must be positive, got ",
-                  micro_batch_size);
-  PAJAMA_CHECK_AS(ConfigError, global_batch_size > 0, "train.global_batch_size must be positive, got ",
-                  global_batch_size);
-  PAJAMA_CHECK_AS(ConfigError, global_batch_size % micro_batch_size == 0, "train.global_batch_size ",
-                  global_batch_size, " is not a multiple of train.micro_batch_size ", micro_batch_size);
-  PAJAMA_CHECK_AS(ConfigError, seq_len > 0, "train.seq_len must be positive, got ", seq_len);
-  PAJAMA_CHECK_AS(ConfigError, device == "auto" || device == "cpu" || device == "cuda",
-                  "train.device must be auto, cpu or cuda; got '", device, "'");
-  PAJAMA_CHECK_AS(ConfigError, dtype != "fp16" && dtype != "float16",
-                  "train.dtype fp16 is not supported: it needs dynamic loss scaling, whose collapse made "
-                  "Chinese-LLaMA move to bf16; use train.dtype: bf16 (same memory, fp32's exponent range)");
-  PAJAMA_CHECK_AS(ConfigError, dtype == "auto" || dtype == "fp32" || dtype == "bf16",
-                  "train.dtype must be auto, fp32 or bf16; got '", dtype, "'");
-  PAJAMA_CHECK_AS(ConfigError, nonfinite == "skip" || nonfinite == "stop", "train.nonfinite must be skip or stop; got '",
-                  nonfinite, "'");
-  PAJAMA_CHECK_AS(ConfigError, max_consecutive_skips >= 0, "train.max_consecutive_skips must be >= 0, got ",
-                  max_consecutive_skips);
-  PAJAMA_CHECK_AS(ConfigError, spike_factor == 0 || spike_factor > 1, "train.spike_factor must be 0 (off) or > 1, got ",
-                  spike_factor);
-  PAJAMA_CHECK_AS(ConfigError, threads >= 0, "train.threads must be >= 0, got ", threads);
-  training_options(*this).validate();
+  PAJAMA_CHECK_FIELD(max_steps > 0, max_steps, "max_steps must be positive, got ", max_steps);
+  PAJAMA_CHECK_FIELD(micro_batch_size > 0, micro_batch_size, "micro_batch_size must be positive, got ",
+                     micro_batch_size);
+  PAJAMA_CHECK_FIELD(global_batch_size > 0, global_batch_size, "global_batch_size must be positive, got ",
+                     global_batch_size);
+  if (global_batch_size % micro_batch_size != 0) {
+    throw ConfigError({PAJAMA_FIELD(global_batch_size), PAJAMA_FIELD(micro_batch_size)},
+                      str("global_batch_size ", global_batch_size, " is not a multiple of micro_batch_size ",
+                          micro_batch_size));
+  }
+  PAJAMA_CHECK_FIELD(seq_len > 0, seq_len, "seq_len must be positive, got ", seq_len);
+  PAJAMA_CHECK_FIELD(device == "auto" || device == "cpu" || device == "cuda", device,
+                     "device must be auto, cpu or cuda; got '", device, "'");
+  PAJAMA_CHECK_FIELD(dtype != "fp16" && dtype != "float16", dtype,
+                     "dtype fp16 is not supported: it needs dynamic loss scaling, whose collapse made "
+                     "Chinese-LLaMA move to bf16; use dtype: bf16 (same memory, fp32's exponent range)");
+  PAJAMA_CHECK_FIELD(dtype == "auto" || dtype == "fp32" || dtype == "bf16", dtype,
+                     "dtype must be auto, fp32 or bf16; got '", dtype, "'");
+  PAJAMA_CHECK_FIELD(nonfinite == "skip" || nonfinite == "stop", nonfinite, "nonfinite must be skip or stop; got '",
+                     nonfinite, "'");
+  PAJAMA_CHECK_FIELD(max_consecutive_skips >= 0, max_consecutive_skips, "max_consecutive_skips must be >= 0, got ",
+                     max_consecutive_skips);
+  PAJAMA_CHECK_FIELD(spike_factor == 0 || spike_factor > 1, spike_factor,
+                     "spike_factor must be 0 (off) or > 1, got ", spike_factor);
+  PAJAMA_CHECK_FIELD(threads >= 0, threads, "threads must be >= 0, got ", threads);
+  try {
+    training_options(*this).validate();
+  } catch (const ConfigError& e) {
+    throw about_own_fields(e, {PAJAMA_FIELD(loss_chunk_tokens), PAJAMA_FIELD(z_loss)});
+  }
   validate_trainable(trainable);
 }
 
@@ -201,45 +235,35 @@ TrainingOptions training_options(const TrainLoopConfig& train) {
 }
 
 void CheckpointConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, every_steps >= 0, "checkpoint.every_steps must be >= 0 (0 = off), got ",
-                  every_steps);
-  PAJAMA_CHECK_AS(ConfigError, keep_last >= 0, "checkpoint.keep_last must be >= 0, got ", keep_last);
-  PAJAMA_CHECK_AS(ConfigError, keep_every >= 0, "checkpoint.keep_every must be >= 0, got ", keep_every);
-  PAJAMA_CHECK_AS(ConfigError, !resume.empty(), "checkpoint.resume must be auto, none or a checkpoint path");
-  PAJAMA_CHECK_AS(ConfigError, io_timeout_s >= 0, "checkpoint.io_timeout_s must be >= 0 (0 = auto), got ",
-                  io_timeout_s);
+  PAJAMA_CHECK_FIELD(every_steps >= 0, every_steps, "every_steps must be >= 0 (0 = off), got ", every_steps);
+  PAJAMA_CHECK_FIELD(keep_last >= 0, keep_last, "keep_last must be >= 0, got ", keep_last);
+  PAJAMA_CHECK_FIELD(keep_every >= 0, keep_every, "keep_every must be >= 0, got ", keep_every);
+  PAJAMA_CHECK_FIELD(!resume.empty(), resume, "resume must be auto, none or a checkpoint path");
+  PAJAMA_CHECK_FIELD(io_timeout_s >= 0, io_timeout_s, "io_timeout_s must be >= 0 (0 = auto), got ", io_timeout_s);
 }
 
 void LogConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, every_steps > 0, "log.every_steps must be positive, got ", every_steps);
-  PAJAMA_CHECK_AS(ConfigError, peak_flops >= 0, "log.peak_flops must be >= 0, got ", peak_flops);
+  PAJAMA_CHECK_FIELD(every_steps > 0, every_steps, "every_steps must be positive, got ", every_steps);
+  PAJAMA_CHECK_FIELD(peak_flops >= 0, peak_flops, "peak_flops must be >= 0, got ", peak_flops);
 }
 
 void TrainConfig::validate() const {
-  PAJAMA_CHECK_AS(ConfigError, !run.output_dir.empty(), "run.output_dir must not be empty");
-  PAJAMA_CHECK_AS(ConfigError, run.seed >= 0, "run.seed must be >= 0, got ", run.seed);
-  model.llama.validate();
-  check_new_vocab_rule(model.new_vocab_init, "model.new_vocab_init");
+  run.validate();
+  model.validate();
   train.validate();
   lr.validate();
   adamw.validate();
-  PAJAMA_CHECK_AS(ConfigError, data.source == "mock" || data.source == "shards",
-                  "data.source must be mock or shards; got '", data.source, "'");
-  PAJAMA_CHECK_AS(ConfigError, data.source != "shards" || !data.datasets.empty(),
-                  "data.datasets is empty; data.source: shards needs at least one {path: PREFIX, weight: W}");
-  for (const auto& d : data.datasets) {
-    PAJAMA_CHECK_AS(ConfigError, d.weight > 0, "data.datasets weight must be positive, got ", d.weight, " for ",
-                    d.path);
-  }
-  PAJAMA_CHECK_AS(ConfigError, data.valid_fraction >= 0 && data.valid_fraction < 1,
-                  "data.valid_fraction must be in [0, 1), got ", data.valid_fraction);
+  data.validate();
   zero.validate();
   comm.validate();
-  PAJAMA_CHECK_AS(ConfigError, train.seq_len <= model.llama.max_seq_len, "train.seq_len ", train.seq_len,
-                  " exceeds model.max_seq_len ", model.llama.max_seq_len, "; raise model.max_seq_len");
   checkpoint.validate();
   log.validate();
   eval.validate();
+  if (train.seq_len > model.llama.max_seq_len) {
+    throw ConfigError({ConfigField{"seq_len", &train.seq_len}, ConfigField{"max_seq_len", &model.llama.max_seq_len}},
+                      str("seq_len ", train.seq_len, " exceeds max_seq_len ", model.llama.max_seq_len,
+                          "; raise max_seq_len"));
+  }
 }
 
 TrainConfig load_train_config(const std::string& file, const std::vector<std::string>& overrides) {
@@ -279,7 +303,7 @@ TrainConfig parse_train_config_lenient(const std::string& yaml_text, const std::
   try {
     cfg.validate();
   } catch (const ConfigError& e) {
-    notes.push_back(str(origin, ": no longer valid: ", e.what()));
+    notes.push_back("no longer valid: " + origins->describe(e));
   }
   return cfg;
 }

@@ -2,6 +2,9 @@
 // owned by the module it configures, plus the few settings only the trainer uses.
 // load_train_config() reads a file, applies --set overrides, binds strictly and
 // validates; dump_train_config() renders the resolved config as YAML.
+// Every struct's validate() throws ConfigError about its own fields by their member
+// names (core/error.h ConfigField); the binder (trainer/config_binder.h) names them by
+// the YAML key path they were bound from, with the file and line.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,7 @@ struct RunConfig {
   std::string name = "pajama";          // run name, shown in logs and metrics
   std::string output_dir = "runs/pajama";  // run directory; a second run with the same one continues it
   int64_t seed = 1234;                  // seeds model init and data order
+  void validate() const;
 };
 
 struct ModelSection {
@@ -28,6 +32,7 @@ struct ModelSection {
   LlamaConfig llama;
   std::string init_from;                // Hugging Face LLaMA directory to start from ("" = random init)
   std::string new_vocab_init = "mean";  // rows added by a larger vocab_size: mean | mean_noise (model/vocab_resize.h)
+  void validate() const;
 };
 
 struct TrainLoopConfig {
@@ -82,7 +87,7 @@ struct TrainConfig {
   CheckpointConfig checkpoint;
   LogConfig log;
   EvalConfig eval;
-  void validate() const;                // cross-section checks (seq_len vs max_seq_len, ...)
+  void validate() const;                // each section's validate(), then seq_len vs max_seq_len
 };
 
 TrainConfig load_train_config(const std::string& file, const std::vector<std::string>& overrides);

@@ -13,12 +13,15 @@ bool trains_everything(const std::vector<std::string>& patterns) {
 }
 
 void validate_trainable(const std::vector<std::string>& patterns) {
-  PAJAMA_CHECK_AS(ConfigError, !patterns.empty(),
-                  "train.trainable is empty; use all, or a list of parameter names or glob patterns");
+  const ConfigField field{"trainable", &patterns};
+  if (patterns.empty()) {
+    throw ConfigError({field}, "trainable is empty; use all, or a list of parameter names or glob patterns");
+  }
   for (const auto& p : patterns) {
-    PAJAMA_CHECK_AS(ConfigError, !p.empty(), "train.trainable has an empty pattern");
-    PAJAMA_CHECK_AS(ConfigError, p != "all" || patterns.size() == 1,
-                    "train.trainable: `all` cannot be combined with other patterns");
+    if (p.empty()) throw ConfigError({field}, "trainable has an empty pattern");
+    if (p == "all" && patterns.size() != 1) {
+      throw ConfigError({field}, "trainable: `all` cannot be combined with other patterns");
+    }
   }
 }
 

@@ -85,7 +85,7 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
   cfg.datasets = {{dir.file("nothing"), 1.0, ""}};
   std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find(dir.file("nothing") + ".idx"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("data.datasets[0]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("datasets[0]"), std::string::npos) << msg;
   // Given with the extension by mistake: the hint says to drop it.
   test::write_corpus(dir.file("c"), test::make_corpus(10, 5, 5, 1));
   cfg.datasets = {{dir.file("c") + ".bin", 1.0, ""}};
@@ -112,7 +112,7 @@ TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
   EXPECT_NE(msg.find("shards " + dir.file("c") + " were made with tokenizer " + dir.file("other.model")),
             std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("data.tokenizer is " + dir.file("mine.model")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("but tokenizer is " + dir.file("mine.model")), std::string::npos) << msg;
   // The same tokenizer passes; no tokenizer configured skips the check.
   cfg.tokenizer = dir.file("other.model");
   EXPECT_NE(make_sample_source(cfg, Split::kTrain, 8, 1000, 0, 10), nullptr);
@@ -129,7 +129,7 @@ TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
   cfg.datasets = {{dir.file("c"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 500, 0, 10); });
   EXPECT_NE(msg.find(dir.file("c")), std::string::npos) << msg;
-  EXPECT_NE(msg.find("model.vocab_size"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("larger than the model's vocab_size 500"), std::string::npos) << msg;
   // Without a sidecar, an out-of-range id is caught when it is read.
   std::filesystem::remove(shard_metadata_path(dir.file("c")));
   auto source = make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10);
@@ -154,7 +154,7 @@ TEST(SampleSourceFactory, TooSmallDatasetNamesThePrefix) {
   cfg.datasets = {{dir.file("tiny"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find(dir.file("tiny")), std::string::npos) << msg;
-  EXPECT_NE(msg.find("data.datasets[0]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("datasets[0]"), std::string::npos) << msg;
 }
 
 TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {

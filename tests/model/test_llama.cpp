@@ -377,28 +377,45 @@ std::string config_error(const LlamaConfig& c) {
   return "";
 }
 
-TEST(LlamaConfig, ValidateNamesTheOffendingKey) {
+// The field a failed validate() is about, by its name in LlamaConfig; "" when it passes,
+// "(elsewhere)" when the error does not point at c's own member.
+std::string fault_of(const LlamaConfig& c) {
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    if (e.fields().empty()) return "(no field)";
+    const ConfigField& f = e.fields().front();
+    const auto* base = reinterpret_cast<const char*>(&c);
+    const auto* at = static_cast<const char*>(f.value);
+    return at >= base && at < base + sizeof c ? f.name : "(elsewhere)";
+  }
+  return "";
+}
+
+TEST(LlamaConfig, ValidateNamesTheOffendingField) {
   EXPECT_EQ(config_error(small_config()), "");
   for (const auto& name : llama_preset_names()) EXPECT_EQ(config_error(llama_preset(name)), "") << name;
 
   LlamaConfig c = small_config();
   c.n_kv_heads = 3;
-  EXPECT_NE(config_error(c).find("model.n_kv_heads"), std::string::npos) << config_error(c);
+  EXPECT_EQ(fault_of(c), "n_kv_heads");
+  EXPECT_NE(config_error(c).find("n_heads 4 is not divisible by n_kv_heads 3"), std::string::npos) << config_error(c);
   c = small_config();
   c.n_heads = 3;
-  EXPECT_NE(config_error(c).find("model.n_heads"), std::string::npos) << config_error(c);
+  EXPECT_EQ(fault_of(c), "dim");
   c = small_config();
   c.dim = 12;  // head_dim 3: odd
   EXPECT_NE(config_error(c).find("even"), std::string::npos) << config_error(c);
   c = small_config();
   c.vocab_size = 0;
-  EXPECT_NE(config_error(c).find("model.vocab_size"), std::string::npos);
+  EXPECT_EQ(fault_of(c), "vocab_size");
   c = small_config();
   c.norm_eps = 0;
-  EXPECT_NE(config_error(c).find("model.norm_eps"), std::string::npos);
+  EXPECT_EQ(fault_of(c), "norm_eps");
   c = small_config();
   c.max_seq_len = 0;
-  EXPECT_NE(config_error(c).find("model.max_seq_len"), std::string::npos);
+  EXPECT_EQ(fault_of(c), "max_seq_len");
+  EXPECT_NE(config_error(c).find("max_seq_len must be positive, got 0"), std::string::npos) << config_error(c);
 
   c = small_config();
   c.n_kv_heads = 3;

@@ -233,6 +233,17 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// The field a ConfigError is about: its name and whether it points at `member`.
+std::string field_of(const std::function<void()>& f, const void* member) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    if (e.fields().empty()) return "(no field)";
+    return e.fields().front().name + (e.fields().front().value == member ? "" : " (another address)");
+  }
+  return "";
+}
+
 TEST(TrainingOptions, ParseAndValidate) {
   EXPECT_EQ(parse_activation_checkpointing("none"), ActivationCheckpointing::kNone);
   EXPECT_EQ(parse_activation_checkpointing("full"), ActivationCheckpointing::kFull);
@@ -240,18 +251,20 @@ TEST(TrainingOptions, ParseAndValidate) {
   for (auto mode : {ActivationCheckpointing::kNone, ActivationCheckpointing::kFull, ActivationCheckpointing::kSelective}) {
     EXPECT_EQ(parse_activation_checkpointing(to_string(mode)), mode);
   }
-  const std::string bad = error_of([] { parse_activation_checkpointing("Full"); });
-  EXPECT_NE(bad.find("train.activation_checkpointing"), std::string::npos) << bad;
+  const std::string name = "Full";
+  const std::string bad = error_of([&] { parse_activation_checkpointing(name); });
   EXPECT_NE(bad.find("none, full, selective"), std::string::npos) << bad;
+  EXPECT_EQ(field_of([&] { parse_activation_checkpointing(name); }, &name), "activation_checkpointing");
 
   TrainingOptions ok;
   EXPECT_EQ(error_of([&] { ok.validate(); }), "");
   TrainingOptions o;
   o.loss_chunk_tokens = 0;
-  EXPECT_NE(error_of([&] { o.validate(); }).find("train.loss_chunk_tokens"), std::string::npos);
+  EXPECT_EQ(field_of([&] { o.validate(); }, &o.loss_chunk_tokens), "loss_chunk_tokens");
+  EXPECT_NE(error_of([&] { o.validate(); }).find("loss_chunk_tokens must be positive"), std::string::npos);
   o = TrainingOptions{};
   o.z_loss = -1e-4;
-  EXPECT_NE(error_of([&] { o.validate(); }).find("train.z_loss"), std::string::npos);
+  EXPECT_EQ(field_of([&] { o.validate(); }, &o.z_loss), "z_loss");
   Llama m(gqa_config(false));
   EXPECT_THROW(m->set_training_options(o), ConfigError);
   EXPECT_EQ(m->training_options().z_loss, 0.0);

@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <regex>
+#include <set>
 
 #include "core/error.h"
 #include "test_util.h"
@@ -283,6 +288,232 @@ TEST(InfoCli, DeviceMemoryVerdicts) {
   EXPECT_NE(tight.output.find("\nfits: no"), std::string::npos) << tight.output;
   EXPECT_NE(tight.output.find("would fit with: train.activation_checkpointing: full"), std::string::npos)
       << tight.output;
+}
+
+
+// ---- validate() beside each config struct ------------------------------------------------------
+
+// The field a failed check is about, by its owner's name, when it points at `member`;
+// "" when the check passes.
+std::string fault(const std::function<void()>& check, const void* member) {
+  try {
+    check();
+  } catch (const ConfigError& e) {
+    if (e.fields().empty()) return "(no field): " + std::string(e.what());
+    const ConfigField& f = e.fields().front();
+    return f.value == member ? f.name : f.name + " (at another address)";
+  }
+  return "";
+}
+
+TEST(ConfigValidate, EachStructNamesItsOwnField) {
+  RunConfig run;
+  EXPECT_EQ(fault([&] { run.validate(); }, nullptr), "");
+  run.seed = -1;
+  EXPECT_EQ(fault([&] { run.validate(); }, &run.seed), "seed");
+
+  TrainLoopConfig train;
+  EXPECT_EQ(fault([&] { train.validate(); }, nullptr), "");
+  train.seq_len = 0;
+  EXPECT_EQ(fault([&] { train.validate(); }, &train.seq_len), "seq_len");
+  train = TrainLoopConfig{};
+  train.z_loss = -1;  // checked by the model's TrainingOptions, reported on this struct's member
+  EXPECT_EQ(fault([&] { train.validate(); }, &train.z_loss), "z_loss");
+  train = TrainLoopConfig{};
+  train.activation_checkpointing = "most";
+  EXPECT_EQ(fault([&] { train.validate(); }, &train.activation_checkpointing), "activation_checkpointing");
+  train = TrainLoopConfig{};
+  train.trainable = {};
+  EXPECT_EQ(fault([&] { train.validate(); }, &train.trainable), "trainable");
+
+  CheckpointConfig checkpoint;
+  EXPECT_EQ(fault([&] { checkpoint.validate(); }, nullptr), "");
+  checkpoint.io_timeout_s = -1;
+  EXPECT_EQ(fault([&] { checkpoint.validate(); }, &checkpoint.io_timeout_s), "io_timeout_s");
+
+  LogConfig log;
+  EXPECT_EQ(fault([&] { log.validate(); }, nullptr), "");
+  log.every_steps = 0;
+  EXPECT_EQ(fault([&] { log.validate(); }, &log.every_steps), "every_steps");
+
+  EvalConfig eval;
+  EXPECT_EQ(fault([&] { eval.validate(); }, nullptr), "");
+  eval.batches = 0;
+  EXPECT_EQ(fault([&] { eval.validate(); }, &eval.batches), "batches");
+
+  LrScheduleConfig lr;
+  EXPECT_EQ(fault([&] { lr.validate(); }, nullptr), "");
+  lr.warmup_steps = 10;
+  lr.decay_start = 5;
+  EXPECT_EQ(fault([&] { lr.validate(); }, &lr.decay_start), "decay_start");
+
+  AdamWConfig adamw;
+  EXPECT_EQ(fault([&] { adamw.validate(); }, nullptr), "");
+  adamw.beta2 = 1;
+  EXPECT_EQ(fault([&] { adamw.validate(); }, &adamw.beta2), "beta2");
+
+  ZeroConfig zero;
+  EXPECT_EQ(fault([&] { zero.validate(); }, nullptr), "");
+  zero.stage = 3;
+  EXPECT_EQ(fault([&] { zero.validate(); }, &zero.stage), "stage");
+  zero = ZeroConfig{};
+  zero.reduce_dtype = "fp16";
+  EXPECT_EQ(fault([&] { zero.validate(); }, &zero.reduce_dtype), "reduce_dtype");
+
+  CommConfig comm;
+  EXPECT_EQ(fault([&] { comm.validate(); }, nullptr), "");
+  comm.timeout_s = 0;
+  EXPECT_EQ(fault([&] { comm.validate(); }, &comm.timeout_s), "timeout_s");
+
+  DataConfig data;
+  EXPECT_EQ(fault([&] { data.validate(); }, nullptr), "");
+  data.source = "shards";
+  EXPECT_EQ(fault([&] { data.validate(); }, &data.datasets), "datasets");
+  data.datasets = {DatasetSpec{"a", 1.0, ""}, DatasetSpec{"b", 0.0, ""}};
+  EXPECT_EQ(fault([&] { data.validate(); }, &data.datasets[1].weight), "datasets[1].weight");
+  data.datasets[1].weight = 1;
+  data.valid_datasets = {DatasetSpec{"c", 1.0, ""}};
+  data.valid_fraction = 0.1;
+  EXPECT_EQ(fault([&] { data.validate(); }, &data.valid_datasets), "valid_datasets");
+
+  ModelSection model;
+  EXPECT_EQ(fault([&] { model.validate(); }, nullptr), "");
+  model.new_vocab_init = "zeros";
+  EXPECT_EQ(fault([&] { model.validate(); }, &model.new_vocab_init), "new_vocab_init");
+  model = ModelSection{};
+  model.llama.n_layers = 0;
+  EXPECT_EQ(fault([&] { model.validate(); }, &model.llama.n_layers), "n_layers");
+
+  TrainConfig all;
+  EXPECT_EQ(fault([&] { all.validate(); }, nullptr), "");
+  all.train.seq_len = all.model.llama.max_seq_len + 1;
+  EXPECT_EQ(fault([&] { all.validate(); }, &all.train.seq_len), "seq_len");
+}
+
+// Every key path of the resolved config, list items as [0]: the keys a message may name.
+std::set<std::string> resolved_key_paths() {
+  TrainConfig c;
+  c.data.datasets = {DatasetSpec{"p", 1.0, "n"}};
+  c.data.valid_datasets = c.data.datasets;
+  std::set<std::string> out;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n, const std::string& path) {
+    if (!path.empty()) out.insert(path);
+    if (n.IsMap()) {
+      for (const auto& kv : n) walk(kv.second, (path.empty() ? "" : path + ".") + kv.first.as<std::string>());
+    } else if (n.IsSequence() && n.size() > 0 && n[0].IsMap()) {
+      walk(n[0], path + "[0]");
+    }
+  };
+  walk(YAML::Load(dump_train_config(c)), "");
+  return out;
+}
+
+// Acceptance (issue 15): every check of every config struct, triggered from YAML, is
+// reported at file:line with key paths that exist in the config, never a component's
+// own field name or an invented key.
+TEST(ConfigValidate, EveryErrorNamesRealKeyPathsAtFileAndLine) {
+  struct Case {
+    std::string yaml;
+    std::string key;  // the key path the message must name
+  };
+  const std::vector<Case> cases = {
+      {"run:\n  output_dir: ''\n", "run.output_dir"},
+      {"run:\n  seed: -1\n", "run.seed"},
+      {"model:\n  vocab_size: 0\n", "model.vocab_size"},
+      {"model:\n  vocab_multiple_of: 0\n", "model.vocab_multiple_of"},
+      {"model:\n  dim: 0\n", "model.dim"},
+      {"model:\n  n_layers: 0\n", "model.n_layers"},
+      {"model:\n  n_heads: 0\n", "model.n_heads"},
+      {"model:\n  dim: 100\n  n_heads: 3\n", "model.n_heads"},
+      {"model:\n  dim: 96\n  n_heads: 32\n", "model.dim"},
+      {"model:\n  n_kv_heads: -1\n", "model.n_kv_heads"},
+      {"model:\n  n_kv_heads: 5\n", "model.n_kv_heads"},
+      {"model:\n  ffn_dim: -1\n", "model.ffn_dim"},
+      {"model:\n  multiple_of: 0\n", "model.multiple_of"},
+      {"model:\n  ffn_dim_multiplier: 0\n", "model.ffn_dim_multiplier"},
+      {"model:\n  norm_eps: 0\n", "model.norm_eps"},
+      {"model:\n  rope_theta: 0\n", "model.rope_theta"},
+      {"model:\n  max_seq_len: 0\n", "model.max_seq_len"},
+      {"model:\n  init_std: 0\n", "model.init_std"},
+      {"model:\n  new_vocab_init: zeros\n", "model.new_vocab_init"},
+      {"train:\n  max_steps: 0\n", "train.max_steps"},
+      {"train:\n  micro_batch_size: 0\n", "train.micro_batch_size"},
+      {"train:\n  global_batch_size: 0\n", "train.global_batch_size"},
+      {"train:\n  micro_batch_size: 3\n  global_batch_size: 8\n", "train.global_batch_size"},
+      {"train:\n  seq_len: 0\n", "train.seq_len"},
+      {"train:\n  device: tpu\n", "train.device"},
+      {"train:\n  dtype: fp16\n", "train.dtype"},
+      {"train:\n  dtype: int8\n", "train.dtype"},
+      {"train:\n  nonfinite: ignore\n", "train.nonfinite"},
+      {"train:\n  max_consecutive_skips: -1\n", "train.max_consecutive_skips"},
+      {"train:\n  spike_factor: 0.5\n", "train.spike_factor"},
+      {"train:\n  threads: -1\n", "train.threads"},
+      {"train:\n  activation_checkpointing: most\n", "train.activation_checkpointing"},
+      {"train:\n  loss_chunk_tokens: 0\n", "train.loss_chunk_tokens"},
+      {"train:\n  z_loss: -1\n", "train.z_loss"},
+      {"train:\n  trainable: []\n", "train.trainable"},
+      {"train:\n  trainable: ['']\n", "train.trainable"},
+      {"train:\n  trainable: [all, lm_head.weight]\n", "train.trainable"},
+      {"train:\n  seq_len: 4096\nmodel:\n  max_seq_len: 2048\n", "train.seq_len"},
+      {"optim:\n  lr: 0\n", "optim.lr"},
+      {"optim:\n  min_lr_ratio: 2\n", "optim.min_lr_ratio"},
+      {"optim:\n  warmup_steps: -1\n", "optim.warmup_steps"},
+      {"optim:\n  decay_steps: -1\n", "optim.decay_steps"},
+      {"optim:\n  schedule: step\n", "optim.schedule"},
+      {"optim:\n  decay_start: -1\n", "optim.decay_start"},
+      {"optim:\n  decay_fraction: 0\n", "optim.decay_fraction"},
+      {"optim:\n  decay_shape: exp\n", "optim.decay_shape"},
+      {"optim:\n  warmup_steps: 10\n  decay_start: 5\n", "optim.decay_start"},
+      {"optim:\n  decay_start: 50\n  decay_steps: 40\n", "optim.decay_start"},
+      {"optim:\n  betas: [1.0, 0.95]\n", "optim.betas"},
+      {"optim:\n  betas: [0.9, -0.1]\n", "optim.betas"},
+      {"optim:\n  eps: 0\n", "optim.eps"},
+      {"optim:\n  weight_decay: -1\n", "optim.weight_decay"},
+      {"data:\n  source: web\n", "data.source"},
+      {"data:\n  source: shards\n", "data.datasets"},
+      {"data:\n  source: shards\n  datasets:\n    - {weight: 1}\n", "data.datasets[0].path"},
+      {"data:\n  source: shards\n  datasets:\n    - {path: a, weight: 0}\n", "data.datasets[0].weight"},
+      {"data:\n  valid_datasets:\n    - {path: a, weight: -1}\n", "data.valid_datasets[0].weight"},
+      {"data:\n  valid_fraction: 1\n", "data.valid_fraction"},
+      {"data:\n  valid_fraction: 0.1\n  valid_datasets:\n    - {path: a}\n", "data.valid_datasets"},
+      {"parallel:\n  zero_stage: 3\n", "parallel.zero_stage"},
+      {"parallel:\n  reduce_bucket_size: 0\n", "parallel.reduce_bucket_size"},
+      {"parallel:\n  allgather_bucket_size: 0\n", "parallel.allgather_bucket_size"},
+      {"parallel:\n  reduce_dtype: fp16\n", "parallel.reduce_dtype"},
+      {"parallel:\n  timeout_s: 0\n", "parallel.timeout_s"},
+      {"parallel:\n  first_step_timeout_s: -1\n", "parallel.first_step_timeout_s"},
+      {"checkpoint:\n  every_steps: -1\n", "checkpoint.every_steps"},
+      {"checkpoint:\n  keep_last: -1\n", "checkpoint.keep_last"},
+      {"checkpoint:\n  keep_every: -1\n", "checkpoint.keep_every"},
+      {"checkpoint:\n  resume: ''\n", "checkpoint.resume"},
+      {"checkpoint:\n  io_timeout_s: -1\n", "checkpoint.io_timeout_s"},
+      {"log:\n  every_steps: 0\n", "log.every_steps"},
+      {"log:\n  peak_flops: -1\n", "log.peak_flops"},
+      {"eval:\n  every_steps: -1\n", "eval.every_steps"},
+      {"eval:\n  batches: 0\n", "eval.batches"},
+  };
+  const std::set<std::string> keys = resolved_key_paths();
+  const std::regex located(R"(^\S*c\.yaml:\d+: )");
+  const std::regex key_path(
+      R"((^|[^\w.])((run|model|train|optim|data|parallel|checkpoint|log|eval)\.[\w.\[\]]*\w\]?))");
+  const std::regex index(R"(\[\d+\])");
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    const std::string msg = load_error(c.yaml);
+    ASSERT_FALSE(msg.empty()) << "accepted";
+    EXPECT_TRUE(std::regex_search(msg, located)) << "no file:line: " << msg;
+    EXPECT_NE(msg.find(c.key), std::string::npos) << msg;
+    int named = 0;
+    for (auto it = std::sregex_iterator(msg.begin(), msg.end(), key_path); it != std::sregex_iterator(); ++it) {
+      const std::string path = std::regex_replace((*it)[2].str(), index, "[0]");
+      EXPECT_TRUE(keys.count(path)) << "'" << path << "' is not a key of the config: " << msg;
+      ++named;
+    }
+    EXPECT_GE(named, 1) << msg;
+  }
+  // The same through --set: the location is the override.
+  const std::string set = load_error("", {"parallel.timeout_s=0"});
+  EXPECT_EQ(set.rfind("--set parallel.timeout_s=0: parallel.timeout_s must be positive", 0), 0u) << set;
 }
 
 }  // namespace
