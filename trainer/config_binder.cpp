@@ -81,12 +81,22 @@ void ConfigBinder::field(const std::string& key, double& value) { scalar(key, va
 void ConfigBinder::field(const std::string& key, bool& value) { scalar(key, value, "true or false"); }
 void ConfigBinder::field(const std::string& key, std::string& value) { scalar(key, value, "a string"); }
 
+namespace {
+
+// A list rendered inline ("[0.9, 0.95]"), as the resolved config shows lists.
+template <typename T>
+YAML::Node flow_sequence(const std::vector<T>& values) {
+  YAML::Node seq(YAML::NodeType::Sequence);
+  for (const auto& v : values) seq.push_back(v);
+  seq.SetStyle(YAML::EmitterStyle::Flow);
+  return seq;
+}
+
+}  // namespace
+
 void ConfigBinder::field(const std::string& key, std::vector<double>& value) {
   if (!loading()) {
-    YAML::Node seq(YAML::NodeType::Sequence);
-    for (double v : value) seq.push_back(v);
-    seq.SetStyle(YAML::EmitterStyle::Flow);
-    node_[key] = seq;
+    node_[key] = flow_sequence(value);
     return;
   }
   origins_->members[&value] = path_of(key);
@@ -110,10 +120,7 @@ void ConfigBinder::field(const std::string& key, std::vector<std::string>& value
       node_[key] = value.front();
       return;
     }
-    YAML::Node seq(YAML::NodeType::Sequence);
-    for (const auto& v : value) seq.push_back(v);
-    seq.SetStyle(YAML::EmitterStyle::Flow);
-    node_[key] = seq;
+    node_[key] = flow_sequence(value);
     return;
   }
   origins_->members[&value] = path_of(key);
