@@ -15,7 +15,7 @@
 
 #include "data/indexed_dataset.h"
 
-namespace pajama::test {
+namespace pajama::testing {
 
 class TempDir {
  public:
@@ -107,4 +107,4 @@ inline std::vector<int32_t> concatenate(const TestCorpus& c, const std::vector<i
   return stream;
 }
 
-}  // namespace pajama::test
+}  // namespace pajama::testing

@@ -15,10 +15,10 @@
 namespace pajama {
 namespace {
 
-using test::TempDir;
+using testing::TempDir;
 
 // Checks one epoch of `ds` against the concatenation of its reported document order.
-void expect_epoch_matches_definition(const PackedDataset& ds, const test::TestCorpus& corpus, int64_t epoch) {
+void expect_epoch_matches_definition(const PackedDataset& ds, const testing::TestCorpus& corpus, int64_t epoch) {
   const std::vector<int64_t> order = ds.document_order(epoch);
   std::vector<int64_t> sorted = order;
   std::sort(sorted.begin(), sorted.end());
@@ -26,7 +26,7 @@ void expect_epoch_matches_definition(const PackedDataset& ds, const test::TestCo
   std::iota(expected_docs.begin(), expected_docs.end(), ds.doc_begin());
   ASSERT_EQ(sorted, expected_docs) << "document order of epoch " << epoch << " is not a permutation of the split";
 
-  const std::vector<int32_t> stream = test::concatenate(corpus, order);
+  const std::vector<int32_t> stream = testing::concatenate(corpus, order);
   const int64_t seq = ds.seq_len();
   ASSERT_EQ(ds.tokens_per_epoch(), static_cast<int64_t>(stream.size()));
   ASSERT_EQ(ds.samples_per_epoch(), (static_cast<int64_t>(stream.size()) - 1) / seq);
@@ -60,8 +60,8 @@ std::vector<int64_t> stream_order(const PackedDataset& ds, int64_t epoch) {
 
 TEST(PackedDataset, SamplesAreTheConcatenatedDocumentsEveryEpoch) {
   TempDir dir("packed_concat");
-  const auto corpus = test::make_corpus(200, 1, 60, 7);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(200, 1, 60, 7);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset ds(idx, 0, idx->num_documents(), 16, /*seed=*/1234);
   for (int64_t epoch : {0, 1, 2, 7}) expect_epoch_matches_definition(ds, corpus, epoch);
@@ -69,8 +69,8 @@ TEST(PackedDataset, SamplesAreTheConcatenatedDocumentsEveryEpoch) {
 
 TEST(PackedDataset, ConsecutiveStreamSamplesOverlapByOneToken) {
   TempDir dir("packed_overlap");
-  const auto corpus = test::make_corpus(50, 5, 40, 3);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(50, 5, 40, 3);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   const int64_t seq = 8;
   PackedDataset ds(idx, 0, idx->num_documents(), seq, 5);
@@ -87,8 +87,8 @@ TEST(PackedDataset, ConsecutiveStreamSamplesOverlapByOneToken) {
 
 TEST(PackedDataset, EpochsArDifferentPermutations) {
   TempDir dir("packed_epochs");
-  const auto corpus = test::make_corpus(300, 1, 30, 11);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(300, 1, 30, 11);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset ds(idx, 0, idx->num_documents(), 32, 99);
   EXPECT_NE(ds.document_order(0), ds.document_order(1));
@@ -99,8 +99,8 @@ TEST(PackedDataset, EpochsArDifferentPermutations) {
 
 TEST(PackedDataset, SameSeedSameOrderOtherSeedOtherOrder) {
   TempDir dir("packed_seed");
-  const auto corpus = test::make_corpus(300, 1, 30, 13);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(300, 1, 30, 13);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset a(idx, 0, idx->num_documents(), 32, 42);
   PackedDataset b(idx, 0, idx->num_documents(), 32, 42);
@@ -121,8 +121,8 @@ TEST(PackedDataset, SameSeedSameOrderOtherSeedOtherOrder) {
 
 TEST(PackedDataset, DocumentRangeReadsOnlyItsDocuments) {
   TempDir dir("packed_range");
-  const auto corpus = test::make_corpus(100, 10, 20, 17);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(100, 10, 20, 17);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset ds(idx, 30, 70, 16, 3);
   EXPECT_EQ(ds.num_documents(), 40);
@@ -132,8 +132,8 @@ TEST(PackedDataset, DocumentRangeReadsOnlyItsDocuments) {
 
 TEST(PackedDataset, DocumentsOfSeveralSequences) {
   TempDir dir("packed_multiseq");
-  const auto corpus = test::make_corpus(80, 3, 50, 19);
-  test::write_corpus_multi_sequence(dir.file("c"), corpus, 3);
+  const auto corpus = testing::make_corpus(80, 3, 50, 19);
+  testing::write_corpus_multi_sequence(dir.file("c"), corpus, 3);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   ASSERT_EQ(idx->num_documents(), 80);
   ASSERT_EQ(idx->num_sequences(), 240);
@@ -144,8 +144,8 @@ TEST(PackedDataset, DocumentsOfSeveralSequences) {
 
 TEST(PackedDataset, Uint16TokensAndEmptyDocuments) {
   TempDir dir("packed_u16");
-  auto corpus = test::make_corpus(60, 0, 12, 23);  // includes empty documents
-  test::write_corpus(dir.file("c"), corpus, TokenDType::kUInt16);
+  auto corpus = testing::make_corpus(60, 0, 12, 23);  // includes empty documents
+  testing::write_corpus(dir.file("c"), corpus, TokenDType::kUInt16);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset ds(idx, 0, 60, 4, 1);
   expect_epoch_matches_definition(ds, corpus, 0);
@@ -153,8 +153,8 @@ TEST(PackedDataset, Uint16TokensAndEmptyDocuments) {
 
 TEST(PackedDataset, TooSmallForOneSampleNamesThePrefix) {
   TempDir dir("packed_small");
-  const auto corpus = test::make_corpus(3, 2, 2, 1);  // 6 tokens
-  test::write_corpus(dir.file("tiny"), corpus);
+  const auto corpus = testing::make_corpus(3, 2, 2, 1);  // 6 tokens
+  testing::write_corpus(dir.file("tiny"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("tiny"));
   EXPECT_NO_THROW(PackedDataset(idx, 0, 3, 5, 0));  // exactly seq_len+1 tokens: one sample
   try {
@@ -167,8 +167,8 @@ TEST(PackedDataset, TooSmallForOneSampleNamesThePrefix) {
 
 TEST(PackedDataset, TokenOutsideVocabularyIsADataError) {
   TempDir dir("packed_vocab");
-  const auto corpus = test::make_corpus(20, 10, 10, 1);  // ids 1..200
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(20, 10, 10, 1);  // ids 1..200
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset ok(idx, 0, 20, 8, 0, 0, /*vocab_limit=*/201);
   PackedDataset bad(idx, 0, 20, 8, 0, 0, /*vocab_limit=*/100);
@@ -188,8 +188,8 @@ TEST(PackedDataset, TokenOutsideVocabularyIsADataError) {
 
 TEST(PackedDataset, ConcurrentReadersSeeTheSameSamples) {
   TempDir dir("packed_threads");
-  const auto corpus = test::make_corpus(500, 1, 40, 29);
-  test::write_corpus(dir.file("c"), corpus);
+  const auto corpus = testing::make_corpus(500, 1, 40, 29);
+  testing::write_corpus(dir.file("c"), corpus);
   auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
   PackedDataset reference(idx, 0, 500, 16, 77);
   PackedDataset shared(idx, 0, 500, 16, 77);

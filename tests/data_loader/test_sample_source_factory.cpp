@@ -17,7 +17,7 @@
 namespace pajama {
 namespace {
 
-using test::TempDir;
+using testing::TempDir;
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -87,7 +87,7 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
   EXPECT_NE(msg.find(dir.file("nothing") + ".idx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("datasets[0]"), std::string::npos) << msg;
   // Given with the extension by mistake: the hint says to drop it.
-  test::write_corpus(dir.file("c"), test::make_corpus(10, 5, 5, 1));
+  testing::write_corpus(dir.file("c"), testing::make_corpus(10, 5, 5, 1));
   cfg.datasets = {{dir.file("c") + ".bin", 1.0, ""}};
   msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find("drop the extension"), std::string::npos) << msg;
@@ -100,7 +100,7 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
 
 TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
   TempDir dir("factory_tokenizer");
-  test::write_corpus(dir.file("c"), test::make_corpus(20, 10, 10, 1));
+  testing::write_corpus(dir.file("c"), testing::make_corpus(20, 10, 10, 1));
   write_text(dir.file("mine.model"), "the configured tokenizer");
   write_text(dir.file("other.model"), "the tokenizer the shards were made with");
   write_sidecar(dir.file("c"), dir.file("other.model"), sha256_file_hex(dir.file("other.model")), 500);
@@ -122,7 +122,7 @@ TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
 
 TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
   TempDir dir("factory_vocab");
-  test::write_corpus(dir.file("c"), test::make_corpus(20, 10, 10, 1));  // ids 1..200
+  testing::write_corpus(dir.file("c"), testing::make_corpus(20, 10, 10, 1));  // ids 1..200
   write_sidecar(dir.file("c"), "tok.model", "00", 1000);
   DataConfig cfg;
   cfg.source = "shards";
@@ -148,7 +148,7 @@ TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
 
 TEST(SampleSourceFactory, TooSmallDatasetNamesThePrefix) {
   TempDir dir("factory_small");
-  test::write_corpus(dir.file("tiny"), test::make_corpus(2, 3, 3, 1));
+  testing::write_corpus(dir.file("tiny"), testing::make_corpus(2, 3, 3, 1));
   DataConfig cfg;
   cfg.source = "shards";
   cfg.datasets = {{dir.file("tiny"), 1.0, ""}};
@@ -159,8 +159,8 @@ TEST(SampleSourceFactory, TooSmallDatasetNamesThePrefix) {
 
 TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {
   TempDir dir("factory_blend");
-  test::write_corpus(dir.file("a"), test::make_corpus(100, 20, 40, 1, 1));
-  test::write_corpus(dir.file("b"), test::make_corpus(100, 20, 40, 2, 100000));
+  testing::write_corpus(dir.file("a"), testing::make_corpus(100, 20, 40, 1, 1));
+  testing::write_corpus(dir.file("b"), testing::make_corpus(100, 20, 40, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
   cfg.datasets = {{dir.file("a"), 3.0, ""}, {dir.file("b"), 1.0, ""}};
@@ -178,8 +178,8 @@ TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {
 
 TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
   TempDir dir("factory_split");
-  test::write_corpus(dir.file("a"), test::make_corpus(200, 10, 30, 1, 1));
-  test::write_corpus(dir.file("b"), test::make_corpus(100, 10, 30, 2, 100000));
+  testing::write_corpus(dir.file("a"), testing::make_corpus(200, 10, 30, 1, 1));
+  testing::write_corpus(dir.file("b"), testing::make_corpus(100, 10, 30, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
   cfg.datasets = {{dir.file("a"), 1.0, ""}};
@@ -213,7 +213,7 @@ TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
 
 TEST(SampleSourceFactory, NoOrEmptyValidationGivesNull) {
   TempDir dir("factory_novalid");
-  test::write_corpus(dir.file("a"), test::make_corpus(50, 10, 10, 1));
+  testing::write_corpus(dir.file("a"), testing::make_corpus(50, 10, 10, 1));
   DataConfig cfg;
   cfg.source = "shards";
   cfg.datasets = {{dir.file("a"), 1.0, ""}};

@@ -17,11 +17,11 @@ constexpr int64_t kSeq = 16;
 constexpr int64_t kRow = kSeq + 1;
 
 struct Fixture {
-  test::TempDir dir{"loader"};
-  test::TestCorpus corpus = test::make_corpus(400, 1, 50, 31);
+  testing::TempDir dir{"loader"};
+  testing::TestCorpus corpus = testing::make_corpus(400, 1, 50, 31);
   std::shared_ptr<const PackedDataset> dataset;
   Fixture() {
-    test::write_corpus(dir.file("c"), corpus);
+    testing::write_corpus(dir.file("c"), corpus);
     dataset = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.file("c")), 0,
                                                     static_cast<int64_t>(corpus.documents.size()), kSeq, 2024);
   }
@@ -57,7 +57,7 @@ std::vector<std::vector<int32_t>> run_ranks(std::shared_ptr<const SampleSource> 
 
 TEST(TokenLoader, RanksTogetherReadEveryEpochSampleExactlyOnce) {
   Fixture f;
-  const std::vector<int32_t> stream = test::concatenate(f.corpus, f.dataset->document_order(0));
+  const std::vector<int32_t> stream = testing::concatenate(f.corpus, f.dataset->document_order(0));
   std::map<int32_t, int64_t> position_of;
   for (size_t p = 0; p < stream.size(); ++p) position_of[stream[p]] = static_cast<int64_t>(p);
   const int64_t per_epoch = f.dataset->samples_per_epoch();

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <sstream>
 
-namespace pajama::test {
+namespace pajama::testing {
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -229,4 +229,4 @@ RefIndexed ref_read_indexed(const std::string& prefix) {
   return r;
 }
 
-}  // namespace pajama::test
+}  // namespace pajama::testing

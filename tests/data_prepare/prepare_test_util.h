@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace pajama::test {
+namespace pajama::testing {
 
 namespace fs = std::filesystem;
 
@@ -53,4 +53,4 @@ struct RefIndexed {
 };
 RefIndexed ref_read_indexed(const std::string& prefix);
 
-}  // namespace pajama::test
+}  // namespace pajama::testing

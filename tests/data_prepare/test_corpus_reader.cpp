@@ -11,9 +11,9 @@
 namespace pajama {
 namespace {
 
-using test::quote;
-using test::run_cmd;
-using test::write_bytes;
+using testing::quote;
+using testing::run_cmd;
+using testing::write_bytes;
 
 std::vector<RawRecord> read_all(const std::string& path) {
   CorpusReader r(path);
@@ -33,7 +33,7 @@ TEST(CorpusReader, FileKinds) {
 }
 
 TEST(CorpusReader, JsonLinesSkipBlankLinesAndKeepLineNumbers) {
-  const auto dir = test::make_temp_dir("reader");
+  const auto dir = testing::make_temp_dir("reader");
   write_bytes(dir / "a.jsonl", "{\"text\":\"one\"}\n\n  \r\n{\"text\":\"two\"}\r\n{\"text\":\"three\"}");
   const auto recs = read_all((dir / "a.jsonl").string());
   ASSERT_EQ(recs.size(), 3u);
@@ -45,7 +45,7 @@ TEST(CorpusReader, JsonLinesSkipBlankLinesAndKeepLineNumbers) {
 }
 
 TEST(CorpusReader, TextDocumentsAreSeparatedByBlankLines) {
-  const auto dir = test::make_temp_dir("reader");
+  const auto dir = testing::make_temp_dir("reader");
   write_bytes(dir / "a.txt", "\n\n第一句。\n第二句。\n\n \t\n\nsecond doc\r\nline 2\n\n\nthird\n");
   const auto recs = read_all((dir / "a.txt").string());
   ASSERT_EQ(recs.size(), 3u);
@@ -60,7 +60,7 @@ TEST(CorpusReader, TextDocumentsAreSeparatedByBlankLines) {
 }
 
 TEST(CorpusReader, GzipAndZstdStreamsIncludingConcatenatedMembers) {
-  const auto dir = test::make_temp_dir("reader");
+  const auto dir = testing::make_temp_dir("reader");
   std::string body;
   for (int i = 0; i < 20000; ++i) body += "{\"text\":\"record " + std::to_string(i) + "\"}\n";
   write_bytes(dir / "a.jsonl", body.substr(0, body.size() / 2));
@@ -80,7 +80,7 @@ TEST(CorpusReader, GzipAndZstdStreamsIncludingConcatenatedMembers) {
 }
 
 TEST(CorpusReader, TruncatedOrCorruptCompressedInputNamesTheFile) {
-  const auto dir = test::make_temp_dir("reader");
+  const auto dir = testing::make_temp_dir("reader");
   std::string body;
   for (int i = 0; i < 50000; ++i) body += "{\"text\":\"record " + std::to_string(i * 7919) + "\"}\n";
   write_bytes(dir / "a.jsonl", body);
@@ -88,7 +88,7 @@ TEST(CorpusReader, TruncatedOrCorruptCompressedInputNamesTheFile) {
   ASSERT_EQ(run_cmd("gzip -c " + a + " > " + quote((dir / "full.jsonl.gz").string())).code, 0);
   ASSERT_EQ(run_cmd("zstd -q -c " + a + " > " + quote((dir / "full.jsonl.zst").string())).code, 0);
   for (const std::string ext : {".jsonl.gz", ".jsonl.zst"}) {
-    const std::string full = test::read_bytes(dir / ("full" + ext));
+    const std::string full = testing::read_bytes(dir / ("full" + ext));
     write_bytes(dir / ("cut" + ext), full.substr(0, full.size() / 2));
     const std::string cut = (dir / ("cut" + ext)).string();
     try {
@@ -109,7 +109,7 @@ TEST(CorpusReader, TruncatedOrCorruptCompressedInputNamesTheFile) {
 }
 
 TEST(CorpusReader, ExpandInputsFilesGlobsAndDirectories) {
-  const auto dir = test::make_temp_dir("reader");
+  const auto dir = testing::make_temp_dir("reader");
   std::filesystem::create_directories(dir / "sub" / "deep");
   for (const char* n : {"b.jsonl", "a.jsonl.zst", "sub/c.txt", "sub/deep/d.json.gz", "sub/notes.md"}) {
     write_bytes(dir / n, "");

@@ -33,11 +33,11 @@ TEST(Hasher, StreamingEqualsOneShotAtEveryBlockBoundary) {
 }
 
 TEST(Sha256, FileMatchesSha256sum) {
-  const auto dir = test::make_temp_dir("hash");
+  const auto dir = testing::make_temp_dir("hash");
   std::string data;
   for (int i = 0; i < 3000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 24));
-  test::write_bytes(dir / "f.bin", data);
-  const auto r = test::run_cmd("sha256sum " + test::quote((dir / "f.bin").string()));
+  testing::write_bytes(dir / "f.bin", data);
+  const auto r = testing::run_cmd("sha256sum " + testing::quote((dir / "f.bin").string()));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), r.output.substr(0, 64));
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), sha256_hex(data));
@@ -46,14 +46,14 @@ TEST(Sha256, FileMatchesSha256sum) {
 }
 
 TEST(Xxh3_128, FileAndRangesMatchXxhsum) {
-  const auto dir = test::make_temp_dir("xxh");
+  const auto dir = testing::make_temp_dir("xxh");
   std::string data;
   for (int i = 0; i < 9000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 21));
-  test::write_bytes(dir / "f.bin", data);
-  test::write_bytes(dir / "part.bin", data.substr(5000001, 3000007));
-  test::write_bytes(dir / "empty.bin", "");
+  testing::write_bytes(dir / "f.bin", data);
+  testing::write_bytes(dir / "part.bin", data.substr(5000001, 3000007));
+  testing::write_bytes(dir / "empty.bin", "");
   for (const char* name : {"f.bin", "part.bin", "empty.bin"}) {
-    const auto r = test::run_cmd("(xxhsum -H2 " + test::quote((dir / name).string()) + " 2>/dev/null)");
+    const auto r = testing::run_cmd("(xxhsum -H2 " + testing::quote((dir / name).string()) + " 2>/dev/null)");
     ASSERT_EQ(r.code, 0) << r.output;
     const std::string expected = r.output.substr(0, 32);
     if (std::string(name) == "part.bin") {

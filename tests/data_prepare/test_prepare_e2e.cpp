@@ -28,8 +28,8 @@ namespace pajama {
 namespace {
 
 namespace fs = std::filesystem;
-using test::quote;
-using test::run_pajama;
+using testing::quote;
+using testing::run_pajama;
 
 std::vector<std::string> outputs_named(const fs::path& dir, const std::string& stem) {
   std::vector<std::string> found;
@@ -52,9 +52,9 @@ std::string prepare_args(const std::vector<fs::path>& inputs, const fs::path& to
 }
 
 TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   auto r = run_pajama(prepare_args({s.en, s.zh}, s.tokenizer, dir / "out", "--workers 2"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("bytes per token"), std::string::npos) << r.output;
@@ -63,9 +63,9 @@ TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
   texts.insert(texts.end(), s.zh_texts.begin(), s.zh_texts.end());
   std::vector<std::vector<int32_t>> want;
   std::string why;
-  ASSERT_TRUE(test::reference_encode(s.tokenizer, texts, want, why)) << why;
+  ASSERT_TRUE(testing::reference_encode(s.tokenizer, texts, want, why)) << why;
 
-  const auto got = test::ref_read_indexed((dir / "out").string());
+  const auto got = testing::ref_read_indexed((dir / "out").string());
   EXPECT_EQ(got.dtype, 8);  // uint16 for a small vocabulary
   ASSERT_EQ(got.docs.size(), texts.size());
   size_t mismatches = 0;
@@ -94,7 +94,7 @@ TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
   // BOS on, EOS off.
   r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "bos", "--bos --no-eos --workers 1"));
   ASSERT_EQ(r.code, 0) << r.output;
-  const auto bos = test::ref_read_indexed((dir / "bos").string());
+  const auto bos = testing::ref_read_indexed((dir / "bos").string());
   ASSERT_EQ(bos.docs.size(), s.zh_texts.size());
   for (size_t i = 0; i < s.zh_texts.size(); ++i) {
     std::vector<int64_t> expect{1};
@@ -106,7 +106,7 @@ TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
 }
 
 TEST(Prepare, ChineseRoundTripsThroughTheTokenizer) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
   const Tokenizer tok(s.tokenizer.string());
   EXPECT_EQ(tok.unk_id(), 0);
@@ -122,9 +122,9 @@ TEST(Prepare, ChineseRoundTripsThroughTheTokenizer) {
 }
 
 TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   const std::string small_batches = "--batch-bytes 4096";
   struct Run {
     std::string name;
@@ -142,14 +142,14 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
     const auto r = run_pajama(prepare_args(run.inputs, s.tokenizer, dir / run.name, run.extra));
     ASSERT_EQ(r.code, 0) << run.name << ": " << r.output;
   }
-  const std::string bin = test::read_bytes(dir / "w1.bin"), idx = test::read_bytes(dir / "w1.idx");
+  const std::string bin = testing::read_bytes(dir / "w1.bin"), idx = testing::read_bytes(dir / "w1.idx");
   ASSERT_GT(bin.size(), 1000u);
   for (const auto& run : runs) {
-    EXPECT_EQ(test::read_bytes(dir / (run.name + ".bin")), bin) << run.name;
-    EXPECT_EQ(test::read_bytes(dir / (run.name + ".idx")), idx) << run.name;
+    EXPECT_EQ(testing::read_bytes(dir / (run.name + ".bin")), bin) << run.name;
+    EXPECT_EQ(testing::read_bytes(dir / (run.name + ".idx")), idx) << run.name;
   }
   // Sidecars differ only in nothing for the same inputs.
-  EXPECT_EQ(test::read_bytes(dir / "w1.pajama.json"), test::read_bytes(dir / "w2.pajama.json"));
+  EXPECT_EQ(testing::read_bytes(dir / "w1.pajama.json"), testing::read_bytes(dir / "w2.pajama.json"));
 
   // Plain text: the same documents, blank-line separated, give the same tokens.
   std::string txt;
@@ -161,13 +161,13 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
     txt += t + "\n\n\n";
   }
   ASSERT_GT(kept.size(), 100u);
-  test::write_bytes(dir / "zh.txt", txt);
+  testing::write_bytes(dir / "zh.txt", txt);
   auto r = run_pajama(prepare_args({dir / "zh.txt"}, s.tokenizer, dir / "txt", "--workers 2"));
   ASSERT_EQ(r.code, 0) << r.output;
   std::vector<std::vector<int32_t>> want;
   std::string why;
-  ASSERT_TRUE(test::reference_encode(s.tokenizer, kept, want, why)) << why;
-  const auto got = test::ref_read_indexed((dir / "txt").string());
+  ASSERT_TRUE(testing::reference_encode(s.tokenizer, kept, want, why)) << why;
+  const auto got = testing::ref_read_indexed((dir / "txt").string());
   ASSERT_EQ(got.docs.size(), kept.size());
   for (size_t i = 0; i < kept.size(); ++i) {
     std::vector<int64_t> expect(want[i].begin(), want[i].end());
@@ -178,15 +178,15 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
 }
 
 TEST(Prepare, ShardsRespectDocumentsAndConcatenateToTheSingleOutput) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   ASSERT_EQ(run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "one")).code, 0);
   // A stale shard from an earlier, larger run must not survive next to the new ones.
-  test::write_bytes(dir / "sh_00999.idx", "stale");
+  testing::write_bytes(dir / "sh_00999.idx", "stale");
   auto r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "sh", "--shard-size 20000"));
   ASSERT_EQ(r.code, 0) << r.output;
-  const auto single = test::ref_read_indexed((dir / "one").string());
+  const auto single = testing::ref_read_indexed((dir / "one").string());
   std::vector<std::vector<int64_t>> joined;
   int64_t docs = 0;
   int shards = 0;
@@ -194,7 +194,7 @@ TEST(Prepare, ShardsRespectDocumentsAndConcatenateToTheSingleOutput) {
     char name[32];
     std::snprintf(name, sizeof name, "sh_%05d", shards);
     if (!fs::exists(dir / (std::string(name) + ".idx"))) break;
-    const auto part = test::ref_read_indexed((dir / name).string());
+    const auto part = testing::ref_read_indexed((dir / name).string());
     int64_t tokens = 0;
     for (const auto& d : part.docs) tokens += static_cast<int64_t>(d.size());
     EXPECT_TRUE(tokens <= 20000 || part.docs.size() == 1) << name << " has " << tokens << " tokens";
@@ -214,11 +214,11 @@ TEST(Prepare, ShardsRespectDocumentsAndConcatenateToTheSingleOutput) {
 }
 
 TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   const fs::path in = dir / "mixed.jsonl";
-  test::write_bytes(in,
+  testing::write_bytes(in,
                     "{\"text\": \"good one\"}\n"              // 1
                     "{\"text\": \"broken\"\n"                 // 2 invalid_json
                     "{\"content\": \"wrong key\"}\n"          // 3 missing_text
@@ -239,7 +239,7 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
   EXPECT_NE(r.output.find("empty 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(in.string() + ":2:"), std::string::npos) << r.output;  // first ones by file:line
   EXPECT_NE(r.output.find(in.string() + ":5:"), std::string::npos) << r.output;
-  const auto got = test::ref_read_indexed((dir / "out").string());
+  const auto got = testing::ref_read_indexed((dir / "out").string());
   const Tokenizer tok(s.tokenizer.string());
   ASSERT_EQ(got.docs.size(), 3u);
   auto with_eos = [&](const std::string& t) {
@@ -259,7 +259,7 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
   r = run_pajama(prepare_args({in}, s.tokenizer, dir / "long", "--min-doc-tokens 4"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("too_short"), std::string::npos) << r.output;
-  EXPECT_LT(test::ref_read_indexed((dir / "long").string()).docs.size(), 3u);
+  EXPECT_LT(testing::ref_read_indexed((dir / "long").string()).docs.size(), 3u);
 
   // --strict: exit 1 naming file:line of the first bad record, nothing written.
   r = run_pajama(prepare_args({in}, s.tokenizer, dir / "strict", "--strict --workers 2"));
@@ -268,7 +268,7 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
   EXPECT_EQ(join(outputs_named(dir, "strict"), " "), "") << "left behind after --strict failure";
 
   // Nothing usable at all is an error too.
-  test::write_bytes(dir / "none.jsonl", "{\"body\": \"x\"}\n");
+  testing::write_bytes(dir / "none.jsonl", "{\"body\": \"x\"}\n");
   r = run_pajama(prepare_args({dir / "none.jsonl"}, s.tokenizer, dir / "none"));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--text-key"), std::string::npos) << r.output;
@@ -277,13 +277,13 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
 }
 
 TEST(Prepare, TruncatedCompressedInputFailsNamingTheFileAndLeavesNothing) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   for (const std::string ext : {".jsonl.gz", ".jsonl.zst"}) {
-    const std::string full = test::read_bytes(s.dir / ("en" + ext));
+    const std::string full = testing::read_bytes(s.dir / ("en" + ext));
     const fs::path cut = dir / ("cut" + ext);
-    test::write_bytes(cut, full.substr(0, full.size() * 2 / 3));
+    testing::write_bytes(cut, full.substr(0, full.size() * 2 / 3));
     const auto r = run_pajama(prepare_args({s.zh, cut}, s.tokenizer, dir / ("out" + ext), "--workers 2"));
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_NE(r.output.find(cut.string()), std::string::npos) << r.output;
@@ -298,13 +298,13 @@ TEST(Prepare, TruncatedCompressedInputFailsNamingTheFileAndLeavesNothing) {
 }
 
 TEST(Prepare, UsageErrorsExitWithTwo) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
+  const auto dir = testing::make_temp_dir("prep");
   auto r = run_pajama(prepare_args({dir / "missing.jsonl"}, s.tokenizer, dir / "out"));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("missing.jsonl"), std::string::npos) << r.output;
-  test::write_bytes(dir / "data.parquet", "x");
+  testing::write_bytes(dir / "data.parquet", "x");
   r = run_pajama(prepare_args({dir / "data.parquet"}, s.tokenizer, dir / "out"));
   EXPECT_EQ(r.code, 2) << r.output;
   r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "out", "--shard-size -5"));
@@ -319,10 +319,10 @@ TEST(Prepare, UsageErrorsExitWithTwo) {
 }
 
 TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
-  const auto& s = test::sample_corpus();
+  const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = test::make_temp_dir("prep");
-  const std::string exe = test::env_or("PAJAMA_EXE", "");
+  const auto dir = testing::make_temp_dir("prep");
+  const std::string exe = testing::env_or("PAJAMA_EXE", "");
   ASSERT_FALSE(exe.empty());
   // The sample corpus listed many times: far more work than the time before the signal.
   std::vector<std::string> args = {exe, "prepare", "--no-progress", "--workers", "1", "--tokenizer",
@@ -343,7 +343,7 @@ TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
 
   // A staging directory left by a hard kill is removed by the next run.
   fs::create_directory(dir / ".small.prepare-tmp.999999999");
-  test::write_bytes(dir / ".small.prepare-tmp.999999999" / "small.bin", "junk");
+  testing::write_bytes(dir / ".small.prepare-tmp.999999999" / "small.bin", "junk");
   const auto r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "small"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(join(outputs_named(dir, "small"), " "), "small.bin small.idx small.pajama.json");
@@ -351,7 +351,7 @@ TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
 }
 
 TEST(Tokenizer, GoldenLlamaIds) {
-  const fs::path model = fs::path(test::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
+  const fs::path model = fs::path(testing::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
   if (!fs::exists(model)) {
     const std::string why = "needs the LLaMA tokenizer at " + model.string() +
                             " (llama-tokenizer.model, 499,723 bytes, md5 eeec4125e9c7560836b4873b6f8e3025, as in "

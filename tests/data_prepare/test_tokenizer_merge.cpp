@@ -27,8 +27,8 @@ namespace pajama {
 namespace {
 
 namespace fs = std::filesystem;
-using test::quote;
-using test::run_pajama;
+using testing::quote;
+using testing::run_pajama;
 
 // --- an independent protobuf writer for hand-built models --------------------------
 
@@ -172,7 +172,7 @@ TEST(TokenizerMerge, CjkRanges) {
 // --- end to end --------------------------------------------------------------------
 
 fs::path llama_model() {
-  return fs::path(test::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
+  return fs::path(testing::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
 }
 
 // Skips (or, under CI, fails) the calling test when LLaMA's tokenizer is absent.
@@ -202,17 +202,17 @@ const MergeCorpus& merge_corpus() {
   static std::string error;
   std::call_once(once, [] {
     const auto t0 = std::chrono::steady_clock::now();
-    c.dir = test::make_temp_dir("merge");
+    c.dir = testing::make_temp_dir("merge");
     std::atexit([] {
       std::error_code ec;
       fs::remove_all(c.dir, ec);
     });
-    const std::string src = test::env_or("PAJAMA_SOURCE_DIR", "");
+    const std::string src = testing::env_or("PAJAMA_SOURCE_DIR", "");
     if (src.empty()) {
       error = "PAJAMA_SOURCE_DIR is not set; run this test through ctest";
       return;
     }
-    auto r = test::run_cmd(quote(test::python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
+    auto r = testing::run_cmd(quote(testing::python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
                            quote(c.dir.string()));
     if (r.code != 0) {
       error = "scripts/make_sample_corpus.py failed (needs the Debian packages fortunes and fortunes-zh): " + r.output;
@@ -236,10 +236,10 @@ const MergeCorpus& merge_corpus() {
       return;
     }
     c.zh_model = c.dir / "zh.model";
-    auto en = test::read_jsonl_texts(c.dir / "en.jsonl");
+    auto en = testing::read_jsonl_texts(c.dir / "en.jsonl");
     en.resize(std::min<size_t>(en.size(), 300));  // a few hundred English documents
     c.en_texts = std::move(en);
-    c.zh_held_texts = test::read_jsonl_texts(c.zh_held);
+    c.zh_held_texts = testing::read_jsonl_texts(c.zh_held);
     c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   });
   if (!error.empty()) ADD_FAILURE() << error;
@@ -273,10 +273,10 @@ std::string length_prefixed(const std::vector<std::string>& texts) {
 // pajama's reader): prints "key value" lines, parsed into a map.
 std::map<std::string, double> python_check(const fs::path& base, const fs::path& add, const fs::path& merged,
                                            const MergeCorpus& c, std::string& output) {
-  const fs::path dir = test::make_temp_dir("merge-py");
-  test::write_bytes(dir / "en.bin", length_prefixed(c.en_texts));
-  test::write_bytes(dir / "zh.bin", length_prefixed(c.zh_held_texts));
-  test::write_bytes(dir / "check.py", R"PY(
+  const fs::path dir = testing::make_temp_dir("merge-py");
+  testing::write_bytes(dir / "en.bin", length_prefixed(c.en_texts));
+  testing::write_bytes(dir / "zh.bin", length_prefixed(c.zh_held_texts));
+  testing::write_bytes(dir / "check.py", R"PY(
 import sys
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as pb
@@ -335,7 +335,7 @@ print('zh_new_ids_used', int(any(i >= nb for t in zh for i in sm.encode(t))))
 print('roundtrip_diff', sum(sm.decode(sm.encode(t)) != sb.decode(sb.encode(t)) for t in en + zh))
 print('roundtrip_exact', sum(sm.decode(sm.encode(t)) == t for t in en + zh))
 )PY");
-  const auto r = test::run_cmd(quote(test::python()) + " " + quote((dir / "check.py").string()) + " " +
+  const auto r = testing::run_cmd(quote(testing::python()) + " " + quote((dir / "check.py").string()) + " " +
                                quote(base.string()) + " " + quote(add.string()) + " " + quote(merged.string()) + " " +
                                quote((dir / "en.bin").string()) + " " + quote((dir / "zh.bin").string()));
   output = r.output;
@@ -414,16 +414,16 @@ TEST(TokenizerMerge, MergingAModelWithItselfAddsNothingAndKeepsEveryByte) {
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_EQ(added_count(r.output), 0) << r.output;
     // Neither model carries self_test_data and vocab_size already equals the size.
-    EXPECT_EQ(test::read_bytes(out), test::read_bytes(m)) << m;
+    EXPECT_EQ(testing::read_bytes(out), testing::read_bytes(m)) << m;
   }
 }
 
 TEST(TokenizerMerge, RefusesToOverwriteAnInputAndNamesBadFiles) {
   const auto& c = merge_corpus();
   ASSERT_FALSE(c.zh_model.empty());
-  const auto dir = test::make_temp_dir("merge-err");
+  const auto dir = testing::make_temp_dir("merge-err");
   const std::string zh = quote(c.zh_model.string());
-  const std::string before = test::read_bytes(c.zh_model);
+  const std::string before = testing::read_bytes(c.zh_model);
 
   auto r = run_pajama("tokenizer merge --base " + zh + " --add " + zh + " --output " + zh);
   EXPECT_EQ(r.code, 2) << r.output;
@@ -432,21 +432,21 @@ TEST(TokenizerMerge, RefusesToOverwriteAnInputAndNamesBadFiles) {
   const fs::path other = c.zh_model.parent_path() / "." / c.zh_model.filename();
   r = run_pajama("tokenizer merge --base " + zh + " --add " + zh + " --output " + quote(other.string()));
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_EQ(test::read_bytes(c.zh_model), before);
+  EXPECT_EQ(testing::read_bytes(c.zh_model), before);
 
   r = run_pajama("tokenizer merge --base " + quote((dir / "missing.model").string()) + " --add " + zh + " --output " +
                  quote((dir / "out.model").string()));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("missing.model"), std::string::npos) << r.output;
 
-  test::write_bytes(dir / "cut.model", before.substr(0, before.size() / 2));
+  testing::write_bytes(dir / "cut.model", before.substr(0, before.size() / 2));
   r = run_pajama("tokenizer merge --base " + zh + " --add " + quote((dir / "cut.model").string()) + " --output " +
                  quote((dir / "out.model").string()));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("cut.model"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
 
-  test::write_bytes(dir / "text.model", "this is not a model\n");
+  testing::write_bytes(dir / "text.model", "this is not a model\n");
   r = run_pajama("tokenizer merge --base " + quote((dir / "text.model").string()) + " --add " + zh + " --output " +
                  quote((dir / "out.model").string()));
   EXPECT_EQ(r.code, 1) << r.output;

@@ -11,7 +11,7 @@
 namespace pajama {
 namespace {
 
-using test::comm;
+using testing::comm;
 
 // Rank r's contribution: values that differ per rank and per element, not all equal.
 torch::Tensor rank_values(int r, int64_t n, torch::ScalarType dtype) {
@@ -21,8 +21,8 @@ torch::Tensor rank_values(int r, int64_t n, torch::ScalarType dtype) {
 int64_t ring(int64_t bytes, int n, int64_t factor) { return n == 1 ? 0 : factor * (n - 1) * bytes / n; }
 
 TEST(Collectives, WorldMatchesLauncher) {
-  EXPECT_EQ(comm().size(), test::world().size);
-  EXPECT_EQ(comm().rank(), test::world().rank);
+  EXPECT_EQ(comm().size(), testing::world().size);
+  EXPECT_EQ(comm().rank(), testing::world().rank);
   EXPECT_EQ(comm().backend(), comm().size() == 1 ? "single" : "mpi");
 }
 

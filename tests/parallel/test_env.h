@@ -3,10 +3,10 @@
 
 #include "parallel/communicator.h"
 
-namespace pajama::test {
+namespace pajama::testing {
 
 // The CPU communicator of this process (MPI for 2+ ranks, identity for one).
 Communicator& comm();
 const World& world();
 
-}  // namespace pajama::test
+}  // namespace pajama::testing

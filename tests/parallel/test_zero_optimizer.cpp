@@ -17,7 +17,7 @@
 namespace pajama {
 namespace {
 
-using test::comm;
+using testing::comm;
 
 constexpr int64_t kGlobalBatch = 12;  // samples per step: 4 ranks x 3 micro x 1, or 2 x 3 x 2, or 1 x 3 x 4
 constexpr int64_t kMicro = 3;
