@@ -56,9 +56,11 @@ for s in "${shapes[@]}"; do
         --set train.global_batch_size="$micro" --set train.device=cuda --set train.dtype=bf16
         --set log.peak_flops="$peak" --set checkpoint.every_steps=0 --set checkpoint.save_final=false
         --set eval.every_steps=0)
-  plan=$("$pajama" info --config "$root/configs/tiny.yaml" "${sets[@]}" 2>"$out/$name.info.err" |
-         awk '/^peak memory per rank:/ {print $5; exit}')
-  if [[ -z $plan ]]; then
+  "$pajama" info --config "$root/configs/tiny.yaml" "${sets[@]}" >"$out/$name.info" 2>"$out/$name.info.err"
+  # The memory plan and FLOPs per token as `pajama info` states them for this shape.
+  plan=$(awk '/^peak memory per rank:/ {print $5; exit}' "$out/$name.info")
+  fpt=$(awk '/^flops per token:/ {print $4; exit}' "$out/$name.info")
+  if [[ -z $plan || -z $fpt ]]; then
     echo "bench/gpu.sh: pajama info failed for $name:" >&2; cat "$out/$name.info.err" >&2
     row "$name pajama - - - - - FAILED(info)"; failures=$((failures + 1)); continue
   fi
@@ -83,14 +85,11 @@ for s in "${shapes[@]}"; do
         --set run.output_dir="$out/$name.run" --set train.max_steps="$n" --set log.every_steps="$every" >"$log" 2>&1
       rc=$?
       # Skip the first record (start-up, first allocations); mean of the rest.
-      line=$([[ $rc == 0 ]] && "$py" - "$out/$name.run/metrics.jsonl" "$vocab" "$dim" "$layers" "$heads" "$kv" "$ffn" "$seq" <<'PY'
+      line=$([[ $rc == 0 ]] && "$py" - "$out/$name.run/metrics.jsonl" "$fpt" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 tail = recs[1:] or recs
-v, d, L, h, kv, f, T = map(int, sys.argv[2:])
-params = v * d * 2 + L * (2 * d * d + 2 * d * (d * kv // h) + 3 * d * f + 2 * d) + d
-fpt = 6 * (params - v * d) + 12 * L * d * T
-print(json.dumps({"tokens_per_s": sum(r["tokens_per_s"] for r in tail) / len(tail), "flops_per_token": fpt,
+print(json.dumps({"tokens_per_s": sum(r["tokens_per_s"] for r in tail) / len(tail), "flops_per_token": float(sys.argv[2]),
                   "peak_mem_gb": max(r["peak_memory_mb"] for r in recs) * 1e6 / 2**30}))
 PY
 )

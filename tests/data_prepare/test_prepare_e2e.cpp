@@ -21,6 +21,7 @@
 #include "data/shard_metadata.h"
 #include "data/tokenizer.h"
 #include "prepare_test_util.h"
+#include "../common/llama_tokenizer.h"
 
 extern char** environ;
 
@@ -351,16 +352,8 @@ TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
 }
 
 TEST(Tokenizer, GoldenLlamaIds) {
-  const fs::path model = fs::path(testing::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
-  if (!fs::exists(model)) {
-    const std::string why = "needs the LLaMA tokenizer at " + model.string() +
-                            " (llama-tokenizer.model, 499,723 bytes, md5 eeec4125e9c7560836b4873b6f8e3025, as in "
-                            "karpathy/llama2.c); it is not shipped with the repository";
-    // CI always has ../shared: there a missing tokenizer is a failure, not a skip.
-    if (std::getenv("CI") != nullptr) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const Tokenizer tok(model.string());
+  PAJAMA_REQUIRE_LLAMA_TOKENIZER();
+  const Tokenizer tok(testing::llama_tokenizer_path().string());
   EXPECT_EQ(tok.vocab_size(), 32000);
   EXPECT_EQ(tok.bos_id(), 1);
   EXPECT_EQ(tok.eos_id(), 2);

@@ -22,6 +22,7 @@
 #include "data/tokenizer.h"
 #include "data/tokenizer_merge.h"
 #include "prepare_test_util.h"
+#include "../common/llama_tokenizer.h"
 
 namespace pajama {
 namespace {
@@ -171,20 +172,7 @@ TEST(TokenizerMerge, CjkRanges) {
 
 // --- end to end --------------------------------------------------------------------
 
-fs::path llama_model() {
-  return fs::path(testing::env_or("PAJAMA_SOURCE_DIR", ".")) / ".." / "shared" / "data" / "llama-tokenizer.model";
-}
-
-// Skips (or, under CI, fails) the calling test when LLaMA's tokenizer is absent.
-#define REQUIRE_LLAMA_MODEL()                                                                              \
-  do {                                                                                                     \
-    if (!fs::exists(llama_model())) {                                                                      \
-      const std::string why = "needs the LLaMA tokenizer at " + llama_model().string() +                  \
-                              " (llama-tokenizer.model, 499,723 bytes, md5 eeec4125e9c7560836b4873b6f8e3025)"; \
-      if (std::getenv("CI") != nullptr) FAIL() << why;                                                     \
-      GTEST_SKIP() << why;                                                                                 \
-    }                                                                                                      \
-  } while (0)
+fs::path llama_model() { return testing::llama_tokenizer_path(); }
 
 // The sample corpus, its Chinese part split 9:1 into training and held-out documents,
 // and a Chinese tokenizer trained on the training part; built once per process.
@@ -350,7 +338,7 @@ print('roundtrip_exact', sum(sm.decode(sm.encode(t)) == t for t in en + zh))
 }
 
 TEST(TokenizerMerge, LlamaPlusChineseKeepsBaseIdsAndEnglishAndCompressesChinese) {
-  REQUIRE_LLAMA_MODEL();
+  PAJAMA_REQUIRE_LLAMA_TOKENIZER();
   const auto& c = merge_corpus();
   ASSERT_FALSE(c.zh_model.empty());
   const fs::path out = c.dir / "out" / "nested" / "merged.model";  // parent directories are created
@@ -404,9 +392,8 @@ TEST(TokenizerMerge, LlamaPlusChineseKeepsBaseIdsAndEnglishAndCompressesChinese)
 TEST(TokenizerMerge, MergingAModelWithItselfAddsNothingAndKeepsEveryByte) {
   const auto& c = merge_corpus();
   ASSERT_FALSE(c.zh_model.empty());
-  std::vector<fs::path> models = {c.zh_model};
-  if (fs::exists(llama_model())) models.push_back(llama_model());
-  else if (std::getenv("CI") != nullptr) ADD_FAILURE() << "needs the LLaMA tokenizer at " << llama_model();
+  PAJAMA_REQUIRE_LLAMA_TOKENIZER();
+  const std::vector<fs::path> models = {c.zh_model, llama_model()};
   for (const auto& m : models) {
     const fs::path out = c.dir / ("self-" + m.filename().string());
     const auto r = run_pajama("tokenizer merge --base " + quote(m.string()) + " --add " + quote(m.string()) +

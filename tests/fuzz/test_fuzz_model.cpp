@@ -108,14 +108,8 @@ TEST(FuzzReaders, Safetensors) {
 TEST(FuzzReaders, HfConfigJson) {
   Tally t{"read_hf_config (config.json)", fuzz_seed(0xcf61)};
   const fs::path dir = temp_dir("hfcfg");
-  LlamaConfig cfg;
-  cfg.vocab_size = 512;
-  cfg.dim = 64;
-  cfg.ffn_dim = 128;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
-  cfg.max_seq_len = 128;
+  LlamaConfig cfg{.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 128,
+                  .max_seq_len = 128};
   const std::string base = hf_config_json(cfg, torch::kFloat32);
   write_all(dir / "config.json", base);
   const LlamaConfig back = read_hf_config(dir);

@@ -150,15 +150,8 @@ TEST(GpuChunkedCrossEntropy, MatchesWholeLogitsReference) {
 }
 
 LlamaConfig small_model() {
-  LlamaConfig c;
-  c.vocab_size = 512;
-  c.dim = 128;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.ffn_dim = 352;
-  c.max_seq_len = 128;
-  return c;
+  return {.vocab_size = 512, .dim = 128, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 352,
+          .max_seq_len = 128};
 }
 
 struct Step {

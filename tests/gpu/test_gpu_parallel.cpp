@@ -86,15 +86,7 @@ TEST(GpuNccl, OneRankCollectivesEqualMpi) {
 }
 
 LlamaConfig small_model() {
-  LlamaConfig c;
-  c.vocab_size = 384;
-  c.dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.ffn_dim = 160;
-  c.max_seq_len = 64;
-  return c;
+  return {.vocab_size = 384, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 160, .max_seq_len = 64};
 }
 
 // Four ZeRO-2 steps of two micro-batches each, clipped; returns the final parameters.

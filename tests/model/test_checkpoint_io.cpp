@@ -148,18 +148,8 @@ TEST(Safetensors, ReaderRejectsMalformedFilesNamingFileAndTensor) {
 // ---- Hugging Face directories -------------------------------------------------------------------
 
 LlamaConfig tiny(bool tied = false) {
-  LlamaConfig c;
-  c.vocab_size = 41;
-  c.dim = 24;
-  c.n_layers = 2;
-  c.n_heads = 6;
-  c.n_kv_heads = 2;
-  c.ffn_dim = 40;
-  c.max_seq_len = 32;
-  c.norm_eps = 1e-6;
-  c.rope_theta = 50000.0;
-  c.tie_embeddings = tied;
-  return c;
+  return {.vocab_size = 41, .dim = 24, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2, .ffn_dim = 40, .norm_eps = 1e-6,
+          .rope_theta = 50000.0, .max_seq_len = 32, .tie_embeddings = tied};
 }
 
 void expect_same_weights(Llama& a, Llama& b) {

@@ -113,16 +113,8 @@ void export_with_logits(const LlamaConfig& cfg, uint64_t seed, const fs::path& d
 TEST(HfParity, PajamaExportLoadsInTransformersAndMatchesLogits) {
   const std::string script = parity_script();
   ASSERT_FALSE(script.empty());
-  LlamaConfig cfg;
-  cfg.vocab_size = 97;
-  cfg.dim = 64;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
-  cfg.ffn_dim = 96;
-  cfg.max_seq_len = 64;
-  cfg.norm_eps = 1e-6;
-  cfg.rope_theta = 50000.0;
+  LlamaConfig cfg{.vocab_size = 97, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 96,
+                  .norm_eps = 1e-6, .rope_theta = 50000.0, .max_seq_len = 64};
   ScratchDir untied("parity_to_hf_untied");
   export_with_logits(cfg, 21, untied.path());
 

@@ -23,14 +23,7 @@ using testing::TempDir;
 using testing::write_text;
 
 LlamaConfig tiny_config() {
-  LlamaConfig c;
-  c.vocab_size = 32;
-  c.dim = 16;
-  c.n_layers = 1;
-  c.n_heads = 2;
-  c.ffn_dim = 24;
-  c.max_seq_len = 8;
-  return c;
+  return {.vocab_size = 32, .dim = 16, .n_layers = 1, .n_heads = 2, .ffn_dim = 24, .max_seq_len = 8};
 }
 
 size_t count(const std::string& text, const std::string& part) {

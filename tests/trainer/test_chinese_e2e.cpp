@@ -10,6 +10,7 @@
 
 #include "model/safetensors.h"
 #include "test_util.h"
+#include "../common/llama_tokenizer.h"
 
 namespace pajama {
 namespace {
@@ -20,10 +21,7 @@ using testing::TempDir;
 std::string python() { return testing::env_or_fail("PAJAMA_PYTHON"); }
 std::string script() { return testing::source_dir() + "/tests/trainer/chinese_cpt.py"; }
 
-fs::path llama_tokenizer() {
-  const fs::path p = fs::path(testing::source_dir()) / ".." / "shared" / "data" / "llama-tokenizer.model";
-  return p;
-}
+fs::path llama_tokenizer() { return testing::llama_tokenizer_path(); }
 
 // The trained model's shape as transformers made it (chinese_cpt.py make), the merged
 // vocabulary padded to a multiple of 64, shards of the merged tokenizer.
@@ -40,7 +38,7 @@ std::string train_cmd(const std::string& run, const std::string& hf, int64_t voc
 }
 
 TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
-  ASSERT_TRUE(fs::exists(llama_tokenizer())) << llama_tokenizer() << " is missing (../shared/data)";
+  PAJAMA_REQUIRE_LLAMA_TOKENIZER();
   TempDir dir;
   const std::string exe = testing::pajama_exe();
   auto r = testing::run_command("python3 " + testing::source_dir() + "/scripts/make_sample_corpus.py --output " +
