@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -84,6 +85,106 @@ std::string torch_dtype_to_safetensors(torch::ScalarType dtype) {
   PAJAMA_FAIL_AS(CheckpointError, "dtype ", dtype, " cannot be stored in safetensors by pajama");
 }
 
+namespace {
+
+// The header's JSON object. Duplicate keys are an error in the reference parser while
+// nlohmann keeps the last one, so they are caught during parsing.
+json parse_header(const std::string& file, std::string_view text) {
+  std::set<std::string> keys;
+  std::string duplicate;
+  json header;
+  try {
+    header = json::parse(text, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second) {
+        duplicate = parsed.get<std::string>();
+      }
+      return true;
+    });
+  } catch (const json::exception& e) {
+    PAJAMA_FAIL_AS(CheckpointError, file, ": header is not valid JSON: ", e.what());
+  }
+  PAJAMA_CHECK_AS(CheckpointError, duplicate.empty(), file, ": tensor '", duplicate, "' appears twice in the header");
+  PAJAMA_CHECK_AS(CheckpointError, header.is_object(), file, ": header is not a JSON object");
+  return header;
+}
+
+std::map<std::string, std::string> parse_metadata(const std::string& file, const json& value) {
+  PAJAMA_CHECK_AS(CheckpointError, value.is_object(), file, ": __metadata__ is not an object");
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : value.items()) {
+    PAJAMA_CHECK_AS(CheckpointError, v.is_string(), file, ": __metadata__ value of '", k, "' is not a string");
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+// One tensor's entry, checked against the data buffer: a known dtype, non-negative
+// dimensions whose product does not overflow, and offsets inside the buffer that hold
+// exactly numel * itemsize bytes. `where` names the file and the tensor.
+SafetensorsEntry parse_entry(const std::string& where, const json& value, uint64_t data_size) {
+  PAJAMA_CHECK_AS(CheckpointError,
+                  value.is_object() && value.contains("dtype") && value["dtype"].is_string() &&
+                      value.contains("shape") && value["shape"].is_array() && value.contains("data_offsets") &&
+                      value["data_offsets"].is_array() && value["data_offsets"].size() == 2 &&
+                      value["data_offsets"][0].is_number_unsigned() && value["data_offsets"][1].is_number_unsigned(),
+                  where, ": entry must be {\"dtype\": str, \"shape\": [int...], \"data_offsets\": [begin, end]}");
+  SafetensorsEntry e;
+  e.dtype = value["dtype"].get<std::string>();
+  const torch::ScalarType type = [&] {
+    try {
+      return safetensors_dtype_to_torch(e.dtype);
+    } catch (...) {
+      rethrow_with_context(where);
+    }
+  }();
+  uint64_t numel = 1;
+  for (const auto& d : value["shape"]) {
+    PAJAMA_CHECK_AS(CheckpointError, d.is_number_unsigned(), where, ": shape ", value["shape"].dump(),
+                    " has a non-integer or negative dimension");
+    const uint64_t n = d.get<uint64_t>();
+    PAJAMA_CHECK_AS(CheckpointError, n <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where,
+                    ": shape ", value["shape"].dump(), " has a dimension beyond int64");
+    PAJAMA_CHECK_AS(CheckpointError, n == 0 || numel <= std::numeric_limits<uint64_t>::max() / n, where,
+                    ": shape overflows");
+    numel *= n;
+    e.shape.push_back(static_cast<int64_t>(n));
+  }
+  e.begin = value["data_offsets"][0].get<uint64_t>();
+  e.end = value["data_offsets"][1].get<uint64_t>();
+  const uint64_t itemsize = c10::elementSize(type);
+  PAJAMA_CHECK_AS(CheckpointError, e.begin <= e.end && e.end <= data_size, where, ": data_offsets [", e.begin, ", ",
+                  e.end, ") fall outside the ", data_size, "-byte data buffer");
+  PAJAMA_CHECK_AS(CheckpointError,
+                  numel <= std::numeric_limits<uint64_t>::max() / itemsize && e.end - e.begin == numel * itemsize,
+                  where, ": data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ", e.dtype,
+                  " ", value["shape"].dump(), " needs ", numel * itemsize);
+  return e;
+}
+
+// Tensor names by data offset, after checking that the tensors tile the buffer exactly:
+// no holes, no overlaps, nothing trailing.
+std::vector<std::string> tiling_order(const std::string& file, const std::map<std::string, SafetensorsEntry>& entries,
+                                      uint64_t data_size) {
+  std::vector<std::pair<const std::string*, const SafetensorsEntry*>> order;
+  for (const auto& [name, e] : entries) order.emplace_back(&name, &e);
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.second->begin != b.second->begin ? a.second->begin < b.second->begin : a.second->end < b.second->end;
+  });
+  std::vector<std::string> names;
+  uint64_t reach = 0;
+  for (const auto& [name, e] : order) {
+    PAJAMA_CHECK_AS(CheckpointError, e->begin == reach, file, ": tensor '", *name, "' starts at byte ", e->begin,
+                    " of the data buffer, expected ", reach, " (tensors must be contiguous, without holes or overlaps)");
+    reach = e->end;
+    names.push_back(*name);
+  }
+  PAJAMA_CHECK_AS(CheckpointError, reach == data_size, file, ": tensors cover ", reach,
+                  " bytes but the data buffer has ", data_size, " (truncated or trailing bytes?)");
+  return names;
+}
+
+}  // namespace
+
 SafetensorsReader::SafetensorsReader(const std::filesystem::path& path)
     : path_(path), map_(MappedFile::open<CheckpointError>(path)) {
   const std::string file = path.string();
@@ -91,99 +192,25 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path)
   PAJAMA_CHECK_AS(CheckpointError, map_size >= 8, file, ": not a safetensors file (", map_size,
                   " bytes, shorter than the 8-byte header length)");
   const uint8_t* map = map_.data();
-  {
-    const uint64_t header_len = read_le64(map);
-    PAJAMA_CHECK_AS(CheckpointError, header_len <= kMaxHeaderBytes && header_len <= map_size - 8, file,
-                    ": header length ", header_len, " is invalid for a file of ", map_size,
-                    " bytes (is this a safetensors file?)");
-    const char* text = reinterpret_cast<const char*>(map + 8);
-    PAJAMA_CHECK_AS(CheckpointError, header_len > 0 && text[0] == '{', file,
-                    ": header does not start with '{' (is this a safetensors file?)");
-    data_ = map + 8 + header_len;
-    const uint64_t data_size = map_size - 8 - header_len;
+  const uint64_t header_len = read_le64(map);
+  PAJAMA_CHECK_AS(CheckpointError, header_len <= kMaxHeaderBytes && header_len <= map_size - 8, file,
+                  ": header length ", header_len, " is invalid for a file of ", map_size,
+                  " bytes (is this a safetensors file?)");
+  const char* text = reinterpret_cast<const char*>(map + 8);
+  PAJAMA_CHECK_AS(CheckpointError, header_len > 0 && text[0] == '{', file,
+                  ": header does not start with '{' (is this a safetensors file?)");
+  data_ = map + 8 + header_len;
+  const uint64_t data_size = map_size - 8 - header_len;
 
-    // Duplicate keys are an error in the reference parser; nlohmann keeps the last one,
-    // so catch them while parsing.
-    std::set<std::string> keys;
-    std::string duplicate;
-    json header;
-    try {
-      header = json::parse(text, text + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
-        if (depth == 1 && event == json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second) {
-          duplicate = parsed.get<std::string>();
-        }
-        return true;
-      });
-    } catch (const json::exception& e) {
-      PAJAMA_FAIL_AS(CheckpointError, file, ": header is not valid JSON: ", e.what());
+  const json header = parse_header(file, std::string_view(text, header_len));
+  for (const auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      metadata_ = parse_metadata(file, value);
+    } else {
+      entries_.emplace(name, parse_entry(file + ": tensor '" + name + "'", value, data_size));
     }
-    PAJAMA_CHECK_AS(CheckpointError, duplicate.empty(), file, ": tensor '", duplicate, "' appears twice in the header");
-    PAJAMA_CHECK_AS(CheckpointError, header.is_object(), file, ": header is not a JSON object");
-
-    std::vector<std::pair<uint64_t, std::string>> order;
-    for (const auto& [name, value] : header.items()) {
-      if (name == "__metadata__") {
-        PAJAMA_CHECK_AS(CheckpointError, value.is_object(), file, ": __metadata__ is not an object");
-        for (const auto& [k, v] : value.items()) {
-          PAJAMA_CHECK_AS(CheckpointError, v.is_string(), file, ": __metadata__ value of '", k, "' is not a string");
-          metadata_[k] = v.get<std::string>();
-        }
-        continue;
-      }
-      const std::string where = file + ": tensor '" + name + "'";
-      PAJAMA_CHECK_AS(CheckpointError,
-                      value.is_object() && value.contains("dtype") && value["dtype"].is_string() &&
-                          value.contains("shape") && value["shape"].is_array() && value.contains("data_offsets") &&
-                          value["data_offsets"].is_array() && value["data_offsets"].size() == 2 &&
-                          value["data_offsets"][0].is_number_unsigned() && value["data_offsets"][1].is_number_unsigned(),
-                      where, ": entry must be {\"dtype\": str, \"shape\": [int...], \"data_offsets\": [begin, end]}");
-      SafetensorsEntry e;
-      e.dtype = value["dtype"].get<std::string>();
-      const torch::ScalarType type = [&] {
-        try {
-          return safetensors_dtype_to_torch(e.dtype);
-        } catch (...) {
-          rethrow_with_context(where);
-        }
-      }();
-      uint64_t numel = 1;
-      for (const auto& d : value["shape"]) {
-        PAJAMA_CHECK_AS(CheckpointError, d.is_number_unsigned(), where, ": shape ", value["shape"].dump(),
-                        " has a non-integer or negative dimension");
-        const uint64_t n = d.get<uint64_t>();
-        PAJAMA_CHECK_AS(CheckpointError, n <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where,
-                        ": shape ", value["shape"].dump(), " has a dimension beyond int64");
-        PAJAMA_CHECK_AS(CheckpointError, n == 0 || numel <= std::numeric_limits<uint64_t>::max() / n, where,
-                        ": shape overflows");
-        numel *= n;
-        e.shape.push_back(static_cast<int64_t>(n));
-      }
-      e.begin = value["data_offsets"][0].get<uint64_t>();
-      e.end = value["data_offsets"][1].get<uint64_t>();
-      const uint64_t itemsize = c10::elementSize(type);
-      PAJAMA_CHECK_AS(CheckpointError, e.begin <= e.end && e.end <= data_size, where, ": data_offsets [", e.begin,
-                      ", ", e.end, ") fall outside the ", data_size, "-byte data buffer");
-      PAJAMA_CHECK_AS(CheckpointError, numel <= std::numeric_limits<uint64_t>::max() / itemsize &&
-                                           e.end - e.begin == numel * itemsize,
-                      where, ": data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
-                      e.dtype, " ", value["shape"].dump(), " needs ", numel * itemsize);
-      order.emplace_back(e.begin, name);
-      entries_.emplace(name, std::move(e));
-    }
-    // Sorted by offset, the tensors must tile the buffer exactly: no holes, no overlaps.
-    std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first < b.first : entries_.at(a.second).end < entries_.at(b.second).end;
-    });
-    uint64_t reach = 0;
-    for (const auto& [begin, name] : order) {
-      PAJAMA_CHECK_AS(CheckpointError, begin == reach, file, ": tensor '", name, "' starts at byte ", begin,
-                      " of the data buffer, expected ", reach, " (tensors must be contiguous, without holes or overlaps)");
-      reach = entries_.at(name).end;
-      names_.push_back(name);
-    }
-    PAJAMA_CHECK_AS(CheckpointError, reach == data_size, file, ": tensors cover ", reach, " bytes but the data buffer has ",
-                    data_size, " (truncated or trailing bytes?)");
   }
+  names_ = tiling_order(file, entries_, data_size);
 }
 
 const SafetensorsEntry& SafetensorsReader::entry(const std::string& name) const {
