@@ -121,7 +121,8 @@ PY
 }
 
 # Where the executables are: the staged copies, else this build.
-if [[ -d $carry/bin ]]; then bin=$carry/bin; else bin=$build/launch; fi
+# The dry run checks this build; a staged carry (possibly older) is for the GPU machine.
+if [[ $mode != dry && -d $carry/bin ]]; then bin=$carry/bin; else bin=$build/launch; fi
 exe() { if [[ $1 == pajama ]]; then echo "$bin/pajama"; elif [[ -x $bin/$1 ]]; then echo "$bin/$1"; else echo "$build/tests/gpu/$1"; fi; }
 
 libs_setup() {
