@@ -56,10 +56,12 @@ for s in "${shapes[@]}"; do
         --set train.global_batch_size="$micro" --set train.device=cuda --set train.dtype=bf16
         --set log.peak_flops="$peak" --set checkpoint.every_steps=0 --set checkpoint.save_final=false
         --set eval.every_steps=0)
-  "$pajama" info --config "$root/configs/tiny.yaml" "${sets[@]}" >"$out/$name.info" 2>"$out/$name.info.err"
-  # The memory plan and FLOPs per token as `pajama info` states them for this shape.
-  plan=$(awk '/^peak memory per rank:/ {print $5; exit}' "$out/$name.info")
-  fpt=$(awk '/^flops per token:/ {print $4; exit}' "$out/$name.info")
+  "$pajama" info --json --config "$root/configs/tiny.yaml" "${sets[@]}" >"$out/$name.info.json" 2>"$out/$name.info.err"
+  # The memory plan (GiB) and FLOPs per token as `pajama info --json` states them for this shape.
+  plan= fpt=
+  read -r plan fpt < <("$py" -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("%.2f %.6e" % (j["memory"]["peak_bytes"] / 2**30, j["flops_per_token"]))' "$out/$name.info.json" 2>>"$out/$name.info.err")
   if [[ -z $plan || -z $fpt ]]; then
     echo "bench/gpu.sh: pajama info failed for $name:" >&2; cat "$out/$name.info.err" >&2
     row "$name pajama - - - - - FAILED(info)"; failures=$((failures + 1)); continue

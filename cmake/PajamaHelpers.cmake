@@ -90,7 +90,7 @@ function(pajama_test name)
   endif()
   if(NOT TARGET ${name})
     add_executable(${name} ${ARG_SOURCES})
-    target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest)
+    target_link_libraries(${name} PRIVATE ${ARG_LIBS} pajama_test_support GTest::gtest)
     target_compile_options(${name} PRIVATE ${PAJAMA_WARNINGS})
     # Targets that use LibTorch reuse its precompiled header; the others do not see it.
     get_target_property(_libs ${name} LINK_LIBRARIES)

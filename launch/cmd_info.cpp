@@ -1,10 +1,13 @@
-// pajama info --config X.yaml [--set ...] [--ranks N]: size and cost of a configured
-// model before renting a cluster.
+// pajama info --config X.yaml [--set ...] [--ranks N] [--json]: size and cost of a
+// configured model before renting a cluster; --json prints the same figures as one JSON
+// object (bytes, not GiB) for scripts and tests.
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "launch/command.h"
@@ -20,6 +23,7 @@ struct InfoOptions {
   std::vector<std::string> overrides;
   int64_t ranks = 1;
   double device_memory_gib = 0;  // 0: no fit check
+  bool json = false;
 };
 
 // train.dtype as the run would resolve it: auto is bf16 unless the run is pinned to the CPU.
@@ -30,11 +34,57 @@ std::string planned_dtype(const pajama::TrainConfig& cfg) {
 
 bool planned_device_is_gpu(const pajama::TrainConfig& cfg) { return cfg.train.device != "cpu"; }
 
+void print_json(const pajama::TrainConfig& cfg, int64_t ranks, const std::string& dtype, const InfoOptions& o) {
+  const pajama::LlamaConfig& m = cfg.model.llama;
+  const int64_t trainable = pajama::trainable_numel(cfg);
+  const pajama::MemoryPlan plan = pajama::plan_memory(cfg, ranks, dtype);
+  const pajama::CheckpointPlan ck = pajama::plan_checkpoint(cfg, ranks, dtype);
+  nlohmann::ordered_json j;
+  j["model"] = {{"preset", cfg.model.preset.empty() ? "custom" : cfg.model.preset},
+                {"vocab_size", m.vocab_size},
+                {"padded_vocab_size", m.padded_vocab_size()},
+                {"dim", m.dim},
+                {"n_layers", m.n_layers},
+                {"n_heads", m.n_heads},
+                {"n_kv_heads", m.kv_heads()},
+                {"ffn_dim", m.hidden_ffn_dim()},
+                {"tie_embeddings", m.tie_embeddings}};
+  j["parameters"] = pajama::count_parameters(m);
+  j["trainable_parameters"] = trainable;
+  j["embedding_parameters"] = pajama::count_embedding_parameters(m);
+  j["flops_per_token"] = pajama::flops_per_token(m, cfg.train.seq_len);
+  nlohmann::ordered_json terms = nlohmann::ordered_json::array();
+  for (const auto& t : plan.terms) terms.push_back({{"name", t.name}, {"bytes", t.bytes}, {"detail", t.detail}});
+  j["memory"] = {{"ranks", ranks},
+                 {"zero_stage", cfg.zero.stage},
+                 {"dtype", dtype},
+                 {"partition_numel", pajama::zero_partition_numel(trainable, ranks)},
+                 {"terms", terms},
+                 {"static_bytes", plan.static_bytes},
+                 {"peak_bytes", plan.peak_bytes}};
+  j["checkpoint"] = {{"model_bytes", ck.model_bytes},
+                     {"optimizer_bytes", ck.optimizer_bytes},
+                     {"checkpoint_bytes", ck.checkpoint_bytes},
+                     {"kept", ck.kept},
+                     {"snapshot_rank0_bytes", ck.snapshot_rank0_bytes},
+                     {"snapshot_rank_bytes", ck.snapshot_rank_bytes}};
+  if (o.device_memory_gib > 0) {
+    const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
+    const pajama::FitAdvice advice = pajama::advise_fit(cfg, ranks, dtype, device);
+    j["fit"] = {{"device_bytes", device}, {"fits", advice.fits}, {"reason", advice.reason}, {"remedies", advice.remedies}};
+  }
+  std::printf("%s\n", j.dump().c_str());
+}
+
 void run_info(const InfoOptions& o) {
   PAJAMA_CHECK_AS(pajama::ConfigError, o.ranks >= 1, "--ranks must be >= 1, got ", o.ranks);
   PAJAMA_CHECK_AS(pajama::ConfigError, o.device_memory_gib >= 0, "--device-memory must be >= 0 GiB, got ",
                   o.device_memory_gib);
   const pajama::TrainConfig cfg = pajama::load_train_config(o.config, o.overrides);
+  if (o.json) {
+    print_json(cfg, o.ranks, planned_dtype(cfg), o);
+    return;
+  }
   const pajama::LlamaConfig& m = cfg.model.llama;
   const int64_t all = pajama::count_parameters(m), p = pajama::trainable_numel(cfg);
   const int64_t n = o.ranks;
@@ -112,6 +162,7 @@ void register_info(CLI::App& app) {
   sub->add_option("--ranks,-n", opts->ranks, "Data-parallel ranks for the memory plan");
   sub->add_option("--device-memory", opts->device_memory_gib,
                   "Device memory in GiB: print whether the plan fits and, if not, what would");
+  sub->add_flag("--json", opts->json, "Print the figures as one JSON object (bytes) instead of text");
   sub->callback([opts] { run_info(*opts); });
 }
 

@@ -1,12 +1,15 @@
 // pajama tokenizer train --input FILES... --vocab-size N --output PREFIX: train a
 // SentencePiece model with LLaMA's recipe (see data/tokenizer_trainer.h, docs/DATA.md).
 // pajama tokenizer merge --base LLAMA.model --add ZH.model --output MERGED.model
-// [--only-cjk]: append the added model's new pieces to the base (data/tokenizer_merge.h).
+// [--only-cjk] [--json]: append the added model's new pieces to the base
+// (data/tokenizer_merge.h); --json also prints the counts as one JSON object on stdout.
 // Exit codes: 0 done, 1 data error (unreadable or malformed model), 2 usage or option error.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "data/tokenizer_merge.h"
@@ -25,8 +28,24 @@ void run_train(const pajama::TokenizerTrainOptions& o) {
                static_cast<long long>(s.vocab_size), o.output_prefix.c_str(), o.output_prefix.c_str());
 }
 
-void run_merge(const pajama::TokenizerMergeOptions& o) {
+void print_merge_json(const pajama::TokenizerMergeOptions& o, const pajama::TokenizerMergeStats& s) {
+  const nlohmann::ordered_json j = {{"output", o.output_path},
+                                    {"base_pieces", s.base_pieces},
+                                    {"added", s.added},
+                                    {"total", s.total},
+                                    {"already_in_base", s.already_in_base},
+                                    {"skipped_special", s.skipped_special},
+                                    {"skipped_non_cjk", s.skipped_non_cjk},
+                                    {"base_min_score", s.base_min_score},
+                                    {"score_step", s.score_step},
+                                    {"dropped_self_test", s.dropped_self_test},
+                                    {"loaded_vocab_size", s.loaded_vocab_size}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+void run_merge(const pajama::TokenizerMergeOptions& o, bool json) {
   const pajama::TokenizerMergeStats s = pajama::merge_tokenizers(o);
+  if (json) print_merge_json(o, s);
   const std::string non_cjk = o.only_cjk ? pajama::str(", ", s.skipped_non_cjk, " without CJK skipped") : "";
   std::fprintf(stderr,
                "tokenizer merge: added %lld pieces (base %lld + %lld = %lld); of the added model's pieces %lld were "
@@ -79,7 +98,9 @@ void register_tokenizer(CLI::App& app) {
   merge->add_flag("--only-cjk", m->only_cjk,
                   "Append only pieces containing a CJK character (ideographs, CJK punctuation, kana, bopomofo, "
                   "fullwidth forms), so text without them tokenizes exactly as with the base");
-  merge->callback([m] { run_merge(*m); });
+  auto merge_json = std::make_shared<bool>(false);
+  merge->add_flag("--json", *merge_json, "Also print the counts as one JSON object on stdout");
+  merge->callback([m, merge_json] { run_merge(*m, *merge_json); });
 }
 
 }  // namespace

@@ -1,8 +1,7 @@
-// Helpers for the read-side data tests: a scratch directory and indexed datasets whose
-// tokens are recognisable (every token id unique, so a sample says where it came from).
+// Helpers for the read-side data tests (the general ones are common/support.h): indexed
+// datasets whose tokens are recognisable (every token id unique, so a sample says where
+// it came from).
 #pragma once
-
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -13,27 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "common/support.h"
 #include "data/indexed_dataset.h"
 
 namespace pajama::testing {
-
-class TempDir {
- public:
-  explicit TempDir(const std::string& name) {
-    path_ = std::filesystem::temp_directory_path() /
-            ("pajama_data_loader_" + name + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Documents with lengths drawn from [min_len, max_len] (mt19937 seeded with `seed`);
 // document d holds tokens first_token + (running count) ... so ids are unique.

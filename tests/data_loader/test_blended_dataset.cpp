@@ -106,10 +106,10 @@ TEST(BlendedDataset, ComponentsContinueIntoTheirNextEpoch) {
   testing::TempDir dir("blend_epochs");
   const auto small = testing::make_corpus(20, 5, 10, 1, 1);
   const auto big = testing::make_corpus(200, 5, 10, 2, 100000);
-  testing::write_corpus(dir.file("small"), small);
-  testing::write_corpus(dir.file("big"), big);
-  auto a = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.file("small")), 0, 20, 8, 1);
-  auto b = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.file("big")), 0, 200, 8, 1);
+  testing::write_corpus(dir.str("small"), small);
+  testing::write_corpus(dir.str("big"), big);
+  auto a = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.str("small")), 0, 20, 8, 1);
+  auto b = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.str("big")), 0, 200, 8, 1);
   BlendedDataset blend({a, b}, {0.5, 0.5}, 100);
   // The small dataset has ~16 samples per epoch; 400 blend samples take it through many epochs.
   std::vector<int32_t> got(9), want(9);

@@ -61,8 +61,8 @@ std::vector<int64_t> stream_order(const PackedDataset& ds, int64_t epoch) {
 TEST(PackedDataset, SamplesAreTheConcatenatedDocumentsEveryEpoch) {
   TempDir dir("packed_concat");
   const auto corpus = testing::make_corpus(200, 1, 60, 7);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset ds(idx, 0, idx->num_documents(), 16, /*seed=*/1234);
   for (int64_t epoch : {0, 1, 2, 7}) expect_epoch_matches_definition(ds, corpus, epoch);
 }
@@ -70,8 +70,8 @@ TEST(PackedDataset, SamplesAreTheConcatenatedDocumentsEveryEpoch) {
 TEST(PackedDataset, ConsecutiveStreamSamplesOverlapByOneToken) {
   TempDir dir("packed_overlap");
   const auto corpus = testing::make_corpus(50, 5, 40, 3);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   const int64_t seq = 8;
   PackedDataset ds(idx, 0, idx->num_documents(), seq, 5);
   // Invert the sample permutation to read stream samples s and s+1.
@@ -88,8 +88,8 @@ TEST(PackedDataset, ConsecutiveStreamSamplesOverlapByOneToken) {
 TEST(PackedDataset, EpochsArDifferentPermutations) {
   TempDir dir("packed_epochs");
   const auto corpus = testing::make_corpus(300, 1, 30, 11);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset ds(idx, 0, idx->num_documents(), 32, 99);
   EXPECT_NE(ds.document_order(0), ds.document_order(1));
   EXPECT_NE(stream_order(ds, 0), stream_order(ds, 1));
@@ -100,8 +100,8 @@ TEST(PackedDataset, EpochsArDifferentPermutations) {
 TEST(PackedDataset, SameSeedSameOrderOtherSeedOtherOrder) {
   TempDir dir("packed_seed");
   const auto corpus = testing::make_corpus(300, 1, 30, 13);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset a(idx, 0, idx->num_documents(), 32, 42);
   PackedDataset b(idx, 0, idx->num_documents(), 32, 42);
   PackedDataset c(idx, 0, idx->num_documents(), 32, 43);
@@ -122,8 +122,8 @@ TEST(PackedDataset, SameSeedSameOrderOtherSeedOtherOrder) {
 TEST(PackedDataset, DocumentRangeReadsOnlyItsDocuments) {
   TempDir dir("packed_range");
   const auto corpus = testing::make_corpus(100, 10, 20, 17);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset ds(idx, 30, 70, 16, 3);
   EXPECT_EQ(ds.num_documents(), 40);
   expect_epoch_matches_definition(ds, corpus, 0);
@@ -133,8 +133,8 @@ TEST(PackedDataset, DocumentRangeReadsOnlyItsDocuments) {
 TEST(PackedDataset, DocumentsOfSeveralSequences) {
   TempDir dir("packed_multiseq");
   const auto corpus = testing::make_corpus(80, 3, 50, 19);
-  testing::write_corpus_multi_sequence(dir.file("c"), corpus, 3);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus_multi_sequence(dir.str("c"), corpus, 3);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   ASSERT_EQ(idx->num_documents(), 80);
   ASSERT_EQ(idx->num_sequences(), 240);
   PackedDataset ds(idx, 5, 80, 16, 8);
@@ -145,8 +145,8 @@ TEST(PackedDataset, DocumentsOfSeveralSequences) {
 TEST(PackedDataset, Uint16TokensAndEmptyDocuments) {
   TempDir dir("packed_u16");
   auto corpus = testing::make_corpus(60, 0, 12, 23);  // includes empty documents
-  testing::write_corpus(dir.file("c"), corpus, TokenDType::kUInt16);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus, TokenDType::kUInt16);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset ds(idx, 0, 60, 4, 1);
   expect_epoch_matches_definition(ds, corpus, 0);
 }
@@ -154,22 +154,22 @@ TEST(PackedDataset, Uint16TokensAndEmptyDocuments) {
 TEST(PackedDataset, TooSmallForOneSampleNamesThePrefix) {
   TempDir dir("packed_small");
   const auto corpus = testing::make_corpus(3, 2, 2, 1);  // 6 tokens
-  testing::write_corpus(dir.file("tiny"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("tiny"));
+  testing::write_corpus(dir.str("tiny"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("tiny"));
   EXPECT_NO_THROW(PackedDataset(idx, 0, 3, 5, 0));  // exactly seq_len+1 tokens: one sample
   try {
     PackedDataset ds(idx, 0, 3, 6, 0);
     FAIL() << "expected DataError";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find(dir.file("tiny")), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.str("tiny")), std::string::npos) << e.what();
   }
 }
 
 TEST(PackedDataset, TokenOutsideVocabularyIsADataError) {
   TempDir dir("packed_vocab");
   const auto corpus = testing::make_corpus(20, 10, 10, 1);  // ids 1..200
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset ok(idx, 0, 20, 8, 0, 0, /*vocab_limit=*/201);
   PackedDataset bad(idx, 0, 20, 8, 0, 0, /*vocab_limit=*/100);
   std::vector<int32_t> out(9);
@@ -180,7 +180,7 @@ TEST(PackedDataset, TokenOutsideVocabularyIsADataError) {
       bad.get(i, out.data());
     } catch (const DataError& e) {
       thrown = true;
-      EXPECT_NE(std::string(e.what()).find(dir.file("c")), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(dir.str("c")), std::string::npos) << e.what();
     }
   }
   EXPECT_TRUE(thrown);
@@ -189,8 +189,8 @@ TEST(PackedDataset, TokenOutsideVocabularyIsADataError) {
 TEST(PackedDataset, ConcurrentReadersSeeTheSameSamples) {
   TempDir dir("packed_threads");
   const auto corpus = testing::make_corpus(500, 1, 40, 29);
-  testing::write_corpus(dir.file("c"), corpus);
-  auto idx = std::make_shared<const IndexedDataset>(dir.file("c"));
+  testing::write_corpus(dir.str("c"), corpus);
+  auto idx = std::make_shared<const IndexedDataset>(dir.str("c"));
   PackedDataset reference(idx, 0, 500, 16, 77);
   PackedDataset shared(idx, 0, 500, 16, 77);
   const int64_t total = 6 * reference.samples_per_epoch();  // more epochs than the cache holds

@@ -18,10 +18,7 @@ namespace pajama {
 namespace {
 
 using testing::TempDir;
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
+using testing::write_file;
 
 void write_sidecar(const std::string& prefix, const std::string& tokenizer, const std::string& sha, int64_t vocab) {
   ShardMetadata m;
@@ -82,13 +79,13 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
   TempDir dir("factory_missing");
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("nothing"), 1.0, ""}};
+  cfg.datasets = {{dir.str("nothing"), 1.0, ""}};
   std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
-  EXPECT_NE(msg.find(dir.file("nothing") + ".idx"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.str("nothing") + ".idx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("datasets[0]"), std::string::npos) << msg;
   // Given with the extension by mistake: the hint says to drop it.
-  testing::write_corpus(dir.file("c"), testing::make_corpus(10, 5, 5, 1));
-  cfg.datasets = {{dir.file("c") + ".bin", 1.0, ""}};
+  testing::write_corpus(dir.str("c"), testing::make_corpus(10, 5, 5, 1));
+  cfg.datasets = {{dir.str("c") + ".bin", 1.0, ""}};
   msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
   EXPECT_NE(msg.find("drop the extension"), std::string::npos) << msg;
   cfg.source = "";
@@ -100,21 +97,21 @@ TEST(SampleSourceFactory, MissingShardsNameThePath) {
 
 TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
   TempDir dir("factory_tokenizer");
-  testing::write_corpus(dir.file("c"), testing::make_corpus(20, 10, 10, 1));
-  write_text(dir.file("mine.model"), "the configured tokenizer");
-  write_text(dir.file("other.model"), "the tokenizer the shards were made with");
-  write_sidecar(dir.file("c"), dir.file("other.model"), sha256_file_hex(dir.file("other.model")), 500);
+  testing::write_corpus(dir.str("c"), testing::make_corpus(20, 10, 10, 1));
+  write_file(dir.str("mine.model"), "the configured tokenizer");
+  write_file(dir.str("other.model"), "the tokenizer the shards were made with");
+  write_sidecar(dir.str("c"), dir.str("other.model"), sha256_file_hex(dir.str("other.model")), 500);
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("c"), 1.0, ""}};
-  cfg.tokenizer = dir.file("mine.model");
+  cfg.datasets = {{dir.str("c"), 1.0, ""}};
+  cfg.tokenizer = dir.str("mine.model");
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 1000, 0, 10); });
-  EXPECT_NE(msg.find("shards " + dir.file("c") + " were made with tokenizer " + dir.file("other.model")),
+  EXPECT_NE(msg.find("shards " + dir.str("c") + " were made with tokenizer " + dir.str("other.model")),
             std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("but tokenizer is " + dir.file("mine.model")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("but tokenizer is " + dir.str("mine.model")), std::string::npos) << msg;
   // The same tokenizer passes; no tokenizer configured skips the check.
-  cfg.tokenizer = dir.file("other.model");
+  cfg.tokenizer = dir.str("other.model");
   EXPECT_NE(make_sample_source(cfg, Split::kTrain, 8, 1000, 0, 10), nullptr);
   cfg.tokenizer.clear();
   EXPECT_NE(make_sample_source(cfg, Split::kTrain, 8, 1000, 0, 10), nullptr);
@@ -122,16 +119,16 @@ TEST(SampleSourceFactory, TokenizerMismatchNamesThePrefixAndTheKey) {
 
 TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
   TempDir dir("factory_vocab");
-  testing::write_corpus(dir.file("c"), testing::make_corpus(20, 10, 10, 1));  // ids 1..200
-  write_sidecar(dir.file("c"), "tok.model", "00", 1000);
+  testing::write_corpus(dir.str("c"), testing::make_corpus(20, 10, 10, 1));  // ids 1..200
+  write_sidecar(dir.str("c"), "tok.model", "00", 1000);
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("c"), 1.0, ""}};
+  cfg.datasets = {{dir.str("c"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 500, 0, 10); });
-  EXPECT_NE(msg.find(dir.file("c")), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.str("c")), std::string::npos) << msg;
   EXPECT_NE(msg.find("larger than the model's vocab_size 500"), std::string::npos) << msg;
   // Without a sidecar, an out-of-range id is caught when it is read.
-  std::filesystem::remove(shard_metadata_path(dir.file("c")));
+  std::filesystem::remove(shard_metadata_path(dir.str("c")));
   auto source = make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10);
   std::vector<int32_t> buf(9);
   bool thrown = false;
@@ -140,7 +137,7 @@ TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
       source->get(i, buf.data());
     } catch (const DataError& e) {
       thrown = true;
-      EXPECT_NE(std::string(e.what()).find(dir.file("c")), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(dir.str("c")), std::string::npos) << e.what();
     }
   }
   EXPECT_TRUE(thrown);
@@ -148,22 +145,22 @@ TEST(SampleSourceFactory, VocabularyLargerThanTheModelIsAnError) {
 
 TEST(SampleSourceFactory, TooSmallDatasetNamesThePrefix) {
   TempDir dir("factory_small");
-  testing::write_corpus(dir.file("tiny"), testing::make_corpus(2, 3, 3, 1));
+  testing::write_corpus(dir.str("tiny"), testing::make_corpus(2, 3, 3, 1));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("tiny"), 1.0, ""}};
+  cfg.datasets = {{dir.str("tiny"), 1.0, ""}};
   const std::string msg = expect_error<DataError>([&] { make_sample_source(cfg, Split::kTrain, 8, 100, 0, 10); });
-  EXPECT_NE(msg.find(dir.file("tiny")), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.str("tiny")), std::string::npos) << msg;
   EXPECT_NE(msg.find("datasets[0]"), std::string::npos) << msg;
 }
 
 TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {
   TempDir dir("factory_blend");
-  testing::write_corpus(dir.file("a"), testing::make_corpus(100, 20, 40, 1, 1));
-  testing::write_corpus(dir.file("b"), testing::make_corpus(100, 20, 40, 2, 100000));
+  testing::write_corpus(dir.str("a"), testing::make_corpus(100, 20, 40, 1, 1));
+  testing::write_corpus(dir.str("b"), testing::make_corpus(100, 20, 40, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 3.0, ""}, {dir.file("b"), 1.0, ""}};
+  cfg.datasets = {{dir.str("a"), 3.0, ""}, {dir.str("b"), 1.0, ""}};
   auto source = make_sample_source(cfg, Split::kTrain, 16, 200000, 5, 4000);
   const auto* blend = dynamic_cast<const BlendedDataset*>(source.get());
   ASSERT_NE(blend, nullptr);
@@ -178,11 +175,11 @@ TEST(SampleSourceFactory, BlendOfPrefixesFollowsTheWeights) {
 
 TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
   TempDir dir("factory_split");
-  testing::write_corpus(dir.file("a"), testing::make_corpus(200, 10, 30, 1, 1));
-  testing::write_corpus(dir.file("b"), testing::make_corpus(100, 10, 30, 2, 100000));
+  testing::write_corpus(dir.str("a"), testing::make_corpus(200, 10, 30, 1, 1));
+  testing::write_corpus(dir.str("b"), testing::make_corpus(100, 10, 30, 2, 100000));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 1.0, ""}};
+  cfg.datasets = {{dir.str("a"), 1.0, ""}};
   cfg.valid_fraction = 0.1;
   auto train = make_sample_source(cfg, Split::kTrain, 8, 200000, 1, 100);
   auto valid = make_sample_source(cfg, Split::kValid, 8, 200000, 1, 100);
@@ -200,7 +197,7 @@ TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
 
   // Separate prefixes for validation; both ways at once is an error.
   cfg.valid_fraction = 0.0;
-  cfg.valid_datasets = {{dir.file("b"), 1.0, ""}};
+  cfg.valid_datasets = {{dir.str("b"), 1.0, ""}};
   auto valid_b = make_sample_source(cfg, Split::kValid, 8, 200000, 1, 100);
   ASSERT_NE(valid_b, nullptr);
   for (int32_t tok : tokens_of_epoch(*valid_b)) ASSERT_GE(tok, 100000);
@@ -213,10 +210,10 @@ TEST(SampleSourceFactory, ValidFractionIsDisjointFromTrain) {
 
 TEST(SampleSourceFactory, NoOrEmptyValidationGivesNull) {
   TempDir dir("factory_novalid");
-  testing::write_corpus(dir.file("a"), testing::make_corpus(50, 10, 10, 1));
+  testing::write_corpus(dir.str("a"), testing::make_corpus(50, 10, 10, 1));
   DataConfig cfg;
   cfg.source = "shards";
-  cfg.datasets = {{dir.file("a"), 1.0, ""}};
+  cfg.datasets = {{dir.str("a"), 1.0, ""}};
   EXPECT_EQ(make_sample_source(cfg, Split::kValid, 8, 1000, 1, 100), nullptr);
   cfg.valid_fraction = 0.005;  // rounds to zero documents
   EXPECT_EQ(make_sample_source(cfg, Split::kValid, 8, 1000, 1, 100), nullptr);

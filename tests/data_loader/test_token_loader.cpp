@@ -21,8 +21,8 @@ struct Fixture {
   testing::TestCorpus corpus = testing::make_corpus(400, 1, 50, 31);
   std::shared_ptr<const PackedDataset> dataset;
   Fixture() {
-    testing::write_corpus(dir.file("c"), corpus);
-    dataset = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.file("c")), 0,
+    testing::write_corpus(dir.str("c"), corpus);
+    dataset = std::make_shared<const PackedDataset>(std::make_shared<const IndexedDataset>(dir.str("c")), 0,
                                                     static_cast<int64_t>(corpus.documents.size()), kSeq, 2024);
   }
 };
@@ -104,7 +104,7 @@ TEST(TokenLoader, ResumeContinuesTheSameStreamOnOtherRankCounts) {
 
 TEST(TokenLoader, SameSeedSameStreamOtherSeedOtherStream) {
   Fixture f;
-  auto idx = std::make_shared<const IndexedDataset>(f.dir.file("c"));
+  auto idx = std::make_shared<const IndexedDataset>(f.dir.str("c"));
   auto same = std::make_shared<const PackedDataset>(idx, 0, 400, kSeq, 2024);
   auto other = std::make_shared<const PackedDataset>(idx, 0, 400, kSeq, 2025);
   const auto a = run_ranks(f.dataset, 2, 8, 2, 0, 10);

@@ -1,7 +1,6 @@
 #include "prepare_test_util.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,63 +11,6 @@
 #include <sstream>
 
 namespace pajama::testing {
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
-
-CmdResult run_cmd(const std::string& cmd) {
-  CmdResult r;
-  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.code = 128 + WTERMSIG(status);
-  return r;
-}
-
-CmdResult run_pajama(const std::string& args) {
-  const std::string exe = env_or("PAJAMA_EXE", "");
-  if (exe.empty()) {
-    ADD_FAILURE() << "PAJAMA_EXE is not set; run this test through ctest";
-    return {};
-  }
-  return run_cmd(quote(exe) + " " + args);
-}
-
-fs::path make_temp_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("pajama-" + name + "-XXXXXX")).string();
-  char* d = ::mkdtemp(tmpl.data());
-  if (d == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return fs::path(d);
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out << bytes;
-}
-
-std::string python() { return env_or("PAJAMA_PYTHON", "python3"); }
 
 namespace {
 
@@ -83,11 +25,11 @@ std::vector<std::string> texts_via_python(const fs::path& jsonl) {
       "  for line in f:\n"
       "    t=json.loads(line)['text'].encode('utf-8'); o.write(str(len(t)).encode()+b'\\n'+t)\n";
   const fs::path py = jsonl.string() + ".texts.py";
-  write_bytes(py, script);
-  const auto r = run_cmd(quote(python()) + " " + quote(py.string()) + " " + quote(jsonl.string()) + " " +
+  write_file(py, script);
+  const auto r = run_command(quote(python()) + " " + quote(py.string()) + " " + quote(jsonl.string()) + " " +
                          quote(out.string()));
-  EXPECT_EQ(r.code, 0) << r.output;
-  const std::string data = read_bytes(out);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const std::string data = read_file(out);
   std::vector<std::string> texts;
   size_t pos = 0;
   while (pos < data.size()) {
@@ -108,20 +50,17 @@ const SampleCorpus& sample_corpus() {
   static std::once_flag once;
   static std::string error;
   std::call_once(once, [] {
-    corpus.dir = make_temp_dir("sample");
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(corpus.dir, ec);
-    });
+    static const TempDir holder("sample");  // removed at exit
+    corpus.dir = holder.path();
     const std::string src = env_or("PAJAMA_SOURCE_DIR", "");
     if (src.empty()) {
       error = "PAJAMA_SOURCE_DIR is not set; run this test through ctest";
       return;
     }
     // 2500 documents per language keep tokenizer training and parity checks to seconds.
-    auto r = run_cmd(quote(python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
+    auto r = run_command(quote(python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
                      quote(corpus.dir.string()) + " --max-docs 2500 --compress");
-    if (r.code != 0) {
+    if (r.exit_code != 0) {
       error = "scripts/make_sample_corpus.py failed (needs the Debian packages fortunes and fortunes-zh): " + r.output;
       return;
     }
@@ -129,7 +68,7 @@ const SampleCorpus& sample_corpus() {
     corpus.zh = corpus.dir / "zh.jsonl";
     r = run_pajama("tokenizer train --input " + quote(corpus.en.string()) + " " + quote(corpus.zh.string()) +
                    " --vocab-size 6000 --output " + quote((corpus.dir / "tok").string()));
-    if (r.code != 0) {
+    if (r.exit_code != 0) {
       error = "pajama tokenizer train failed: " + r.output;
       return;
     }
@@ -143,11 +82,12 @@ const SampleCorpus& sample_corpus() {
 
 bool reference_encode(const fs::path& model, const std::vector<std::string>& texts,
                       std::vector<std::vector<int32_t>>& ids, std::string& why) {
-  const fs::path dir = make_temp_dir("ref");
+  const testing::TempDir tmp("ref");
+  const std::filesystem::path& dir = tmp.path();
   std::string in;
   for (const auto& t : texts) in += std::to_string(t.size()) + "\n" + t;
-  write_bytes(dir / "in.bin", in);
-  write_bytes(dir / "enc.py",
+  write_file(dir / "in.bin", in);
+  write_file(dir / "enc.py",
               "import sys\n"
               "import sentencepiece as spm\n"
               "sp = spm.SentencePieceProcessor(model_file=sys.argv[1])\n"
@@ -156,14 +96,14 @@ bool reference_encode(const fs::path& model, const std::vector<std::string>& tex
               "  while pos < len(data):\n"
               "    nl = data.index(b'\\n', pos); n = int(data[pos:nl]); t = data[nl+1:nl+1+n].decode('utf-8'); pos = nl+1+n\n"
               "    o.write(' '.join(map(str, sp.encode(t))) + '\\n')\n");
-  const auto probe = run_cmd(quote(python()) + " -c 'import sentencepiece'");
-  if (probe.code != 0) {
+  const auto probe = run_command(quote(python()) + " -c 'import sentencepiece'");
+  if (probe.exit_code != 0) {
     why = python() + " has no sentencepiece module (pip install sentencepiece): " + probe.output;
     return false;
   }
-  const auto r = run_cmd(quote(python()) + " " + quote((dir / "enc.py").string()) + " " + quote(model.string()) + " " +
+  const auto r = run_command(quote(python()) + " " + quote((dir / "enc.py").string()) + " " + quote(model.string()) + " " +
                          quote((dir / "in.bin").string()) + " " + quote((dir / "out.txt").string()));
-  if (r.code != 0) {
+  if (r.exit_code != 0) {
     why = "reference encoder failed: " + r.output;
     return false;
   }
@@ -177,7 +117,6 @@ bool reference_encode(const fs::path& model, const std::vector<std::string>& tex
     while (ss >> x) v.push_back(x);
     ids.push_back(std::move(v));
   }
-  fs::remove_all(dir);
   if (ids.size() != texts.size()) {
     why = "reference encoder returned " + std::to_string(ids.size()) + " lines for " + std::to_string(texts.size()) +
           " texts";
@@ -190,8 +129,8 @@ RefIndexed ref_read_indexed(const std::string& prefix) {
   // Megatron's _IndexReader, by the published layout: magic(9) version<Q dtype<B N<Q D<Q,
   // int32[N] lengths, int64[N] byte pointers, int64[D] document indices; no padding.
   RefIndexed r;
-  const std::string idx = read_bytes(prefix + ".idx");
-  const std::string bin = read_bytes(prefix + ".bin");
+  const std::string idx = read_file(prefix + ".idx");
+  const std::string bin = read_file(prefix + ".bin");
   EXPECT_GE(idx.size(), 34u);
   if (idx.size() < 34) return r;
   EXPECT_EQ(idx.substr(0, 9), std::string("MMIDIDX\0\0", 9));

@@ -1,5 +1,6 @@
-// Helpers for the prepare tests: temp dirs, running the pajama executable, the sample
-// corpus and a tokenizer trained on it (built once per test process).
+// Helpers for the prepare tests (the general ones are common/support.h): the sample
+// corpus and a tokenizer trained on it (built once per test process), SentencePiece's
+// own encoder, and an independent reader of Megatron's index format.
 #pragma once
 
 #include <cstdint>
@@ -7,24 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "common/support.h"
+
 namespace pajama::testing {
 
 namespace fs = std::filesystem;
-
-struct CmdResult {
-  int code = -1;       // exit status, or 128+signal
-  std::string output;  // stdout and stderr together
-};
-
-std::string env_or(const char* name, const std::string& fallback);
-std::string quote(const std::string& s);
-CmdResult run_cmd(const std::string& cmd);
-// `$PAJAMA_EXE <args>`.
-CmdResult run_pajama(const std::string& args);
-fs::path make_temp_dir(const std::string& name);
-std::string read_bytes(const fs::path& p);
-void write_bytes(const fs::path& p, const std::string& bytes);
-std::string python();
 
 struct SampleCorpus {
   fs::path dir;             // holds en.jsonl, zh.jsonl (+ .gz, .zst) and tok.model

@@ -12,8 +12,8 @@ namespace pajama {
 namespace {
 
 using testing::quote;
-using testing::run_cmd;
-using testing::write_bytes;
+using testing::run_command;
+using testing::write_file;
 
 std::vector<RawRecord> read_all(const std::string& path) {
   CorpusReader r(path);
@@ -33,20 +33,21 @@ TEST(CorpusReader, FileKinds) {
 }
 
 TEST(CorpusReader, JsonLinesSkipBlankLinesAndKeepLineNumbers) {
-  const auto dir = testing::make_temp_dir("reader");
-  write_bytes(dir / "a.jsonl", "{\"text\":\"one\"}\n\n  \r\n{\"text\":\"two\"}\r\n{\"text\":\"three\"}");
+  const testing::TempDir tmp("reader");
+  const std::filesystem::path& dir = tmp.path();
+  write_file(dir / "a.jsonl", "{\"text\":\"one\"}\n\n  \r\n{\"text\":\"two\"}\r\n{\"text\":\"three\"}");
   const auto recs = read_all((dir / "a.jsonl").string());
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].line, 1);
   EXPECT_EQ(recs[1].line, 4);
   EXPECT_EQ(recs[1].data, "{\"text\":\"two\"}");  // CR stripped
   EXPECT_EQ(recs[2].line, 5);                     // last line without newline
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CorpusReader, TextDocumentsAreSeparatedByBlankLines) {
-  const auto dir = testing::make_temp_dir("reader");
-  write_bytes(dir / "a.txt", "\n\n第一句。\n第二句。\n\n \t\n\nsecond doc\r\nline 2\n\n\nthird\n");
+  const testing::TempDir tmp("reader");
+  const std::filesystem::path& dir = tmp.path();
+  write_file(dir / "a.txt", "\n\n第一句。\n第二句。\n\n \t\n\nsecond doc\r\nline 2\n\n\nthird\n");
   const auto recs = read_all((dir / "a.txt").string());
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].data, "第一句。\n第二句。");
@@ -54,42 +55,42 @@ TEST(CorpusReader, TextDocumentsAreSeparatedByBlankLines) {
   EXPECT_EQ(recs[1].data, "second doc\nline 2");
   EXPECT_EQ(recs[1].line, 8);
   EXPECT_EQ(recs[2].data, "third");
-  write_bytes(dir / "one.txt", "a whole file\nwithout blank lines\nis one document");
+  write_file(dir / "one.txt", "a whole file\nwithout blank lines\nis one document");
   ASSERT_EQ(read_all((dir / "one.txt").string()).size(), 1u);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CorpusReader, GzipAndZstdStreamsIncludingConcatenatedMembers) {
-  const auto dir = testing::make_temp_dir("reader");
+  const testing::TempDir tmp("reader");
+  const std::filesystem::path& dir = tmp.path();
   std::string body;
   for (int i = 0; i < 20000; ++i) body += "{\"text\":\"record " + std::to_string(i) + "\"}\n";
-  write_bytes(dir / "a.jsonl", body.substr(0, body.size() / 2));
-  write_bytes(dir / "b.jsonl", body.substr(body.size() / 2));
+  write_file(dir / "a.jsonl", body.substr(0, body.size() / 2));
+  write_file(dir / "b.jsonl", body.substr(body.size() / 2));
   const std::string a = quote((dir / "a.jsonl").string()), b = quote((dir / "b.jsonl").string());
-  ASSERT_EQ(run_cmd("gzip -c " + a + " > " + quote((dir / "c.jsonl.gz").string()) + " && gzip -c " + b + " >> " +
-                    quote((dir / "c.jsonl.gz").string())).code, 0);
-  ASSERT_EQ(run_cmd("zstd -q -c " + a + " > " + quote((dir / "c.jsonl.zst").string()) + " && zstd -q -c " + b +
-                    " >> " + quote((dir / "c.jsonl.zst").string())).code, 0);
+  ASSERT_EQ(run_command("gzip -c " + a + " > " + quote((dir / "c.jsonl.gz").string()) + " && gzip -c " + b + " >> " +
+                    quote((dir / "c.jsonl.gz").string())).exit_code, 0);
+  ASSERT_EQ(run_command("zstd -q -c " + a + " > " + quote((dir / "c.jsonl.zst").string()) + " && zstd -q -c " + b +
+                    " >> " + quote((dir / "c.jsonl.zst").string())).exit_code, 0);
   for (const char* name : {"c.jsonl.gz", "c.jsonl.zst"}) {
     const auto recs = read_all((dir / name).string());
     ASSERT_EQ(recs.size(), 20000u) << name;
     EXPECT_EQ(recs[12345].data, "{\"text\":\"record 12345\"}") << name;
     EXPECT_EQ(recs[12345].line, 12346) << name;
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CorpusReader, TruncatedOrCorruptCompressedInputNamesTheFile) {
-  const auto dir = testing::make_temp_dir("reader");
+  const testing::TempDir tmp("reader");
+  const std::filesystem::path& dir = tmp.path();
   std::string body;
   for (int i = 0; i < 50000; ++i) body += "{\"text\":\"record " + std::to_string(i * 7919) + "\"}\n";
-  write_bytes(dir / "a.jsonl", body);
+  write_file(dir / "a.jsonl", body);
   const std::string a = quote((dir / "a.jsonl").string());
-  ASSERT_EQ(run_cmd("gzip -c " + a + " > " + quote((dir / "full.jsonl.gz").string())).code, 0);
-  ASSERT_EQ(run_cmd("zstd -q -c " + a + " > " + quote((dir / "full.jsonl.zst").string())).code, 0);
+  ASSERT_EQ(run_command("gzip -c " + a + " > " + quote((dir / "full.jsonl.gz").string())).exit_code, 0);
+  ASSERT_EQ(run_command("zstd -q -c " + a + " > " + quote((dir / "full.jsonl.zst").string())).exit_code, 0);
   for (const std::string ext : {".jsonl.gz", ".jsonl.zst"}) {
-    const std::string full = testing::read_bytes(dir / ("full" + ext));
-    write_bytes(dir / ("cut" + ext), full.substr(0, full.size() / 2));
+    const std::string full = testing::read_file(dir / ("full" + ext));
+    write_file(dir / ("cut" + ext), full.substr(0, full.size() / 2));
     const std::string cut = (dir / ("cut" + ext)).string();
     try {
       read_all(cut);
@@ -100,19 +101,19 @@ TEST(CorpusReader, TruncatedOrCorruptCompressedInputNamesTheFile) {
     }
     std::string bad = full;
     for (size_t i = bad.size() / 3; i < bad.size() / 3 + 64; ++i) bad[i] = static_cast<char>(bad[i] ^ 0x5a);
-    write_bytes(dir / ("bad" + ext), bad);
+    write_file(dir / ("bad" + ext), bad);
     EXPECT_THROW(read_all((dir / ("bad" + ext)).string()), DataError) << ext;
   }
-  write_bytes(dir / "plain.jsonl.gz", body);  // not gzip at all
+  write_file(dir / "plain.jsonl.gz", body);  // not gzip at all
   EXPECT_THROW(read_all((dir / "plain.jsonl.gz").string()), DataError);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CorpusReader, ExpandInputsFilesGlobsAndDirectories) {
-  const auto dir = testing::make_temp_dir("reader");
+  const testing::TempDir tmp("reader");
+  const std::filesystem::path& dir = tmp.path();
   std::filesystem::create_directories(dir / "sub" / "deep");
   for (const char* n : {"b.jsonl", "a.jsonl.zst", "sub/c.txt", "sub/deep/d.json.gz", "sub/notes.md"}) {
-    write_bytes(dir / n, "");
+    write_file(dir / n, "");
   }
   const auto files = expand_corpus_inputs({(dir / "b.jsonl").string(), (dir / "*.zst").string(), (dir / "sub").string()});
   ASSERT_EQ(files.size(), 4u);
@@ -123,7 +124,6 @@ TEST(CorpusReader, ExpandInputsFilesGlobsAndDirectories) {
   EXPECT_THROW(expand_corpus_inputs({(dir / "*.parquet").string()}), ConfigError);
   EXPECT_THROW(expand_corpus_inputs({(dir / "missing.jsonl").string()}), ConfigError);
   EXPECT_THROW(expand_corpus_inputs({(dir / "sub" / "notes.md").string()}), ConfigError);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CorpusReader, Utf8Validation) {

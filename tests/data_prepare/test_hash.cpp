@@ -33,28 +33,29 @@ TEST(Hasher, StreamingEqualsOneShotAtEveryBlockBoundary) {
 }
 
 TEST(Sha256, FileMatchesSha256sum) {
-  const auto dir = testing::make_temp_dir("hash");
+  const testing::TempDir tmp("hash");
+  const std::filesystem::path& dir = tmp.path();
   std::string data;
   for (int i = 0; i < 3000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 24));
-  testing::write_bytes(dir / "f.bin", data);
-  const auto r = testing::run_cmd("sha256sum " + testing::quote((dir / "f.bin").string()));
-  ASSERT_EQ(r.code, 0) << r.output;
+  testing::write_file(dir / "f.bin", data);
+  const auto r = testing::run_command("sha256sum " + testing::quote((dir / "f.bin").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), r.output.substr(0, 64));
   EXPECT_EQ(sha256_file_hex(dir / "f.bin"), sha256_hex(data));
   EXPECT_THROW(sha256_file_hex(dir / "missing"), DataError);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Xxh3_128, FileAndRangesMatchXxhsum) {
-  const auto dir = testing::make_temp_dir("xxh");
+  const testing::TempDir tmp("xxh");
+  const std::filesystem::path& dir = tmp.path();
   std::string data;
   for (int i = 0; i < 9000000; ++i) data.push_back(static_cast<char>((i * 2654435761u) >> 21));
-  testing::write_bytes(dir / "f.bin", data);
-  testing::write_bytes(dir / "part.bin", data.substr(5000001, 3000007));
-  testing::write_bytes(dir / "empty.bin", "");
+  testing::write_file(dir / "f.bin", data);
+  testing::write_file(dir / "part.bin", data.substr(5000001, 3000007));
+  testing::write_file(dir / "empty.bin", "");
   for (const char* name : {"f.bin", "part.bin", "empty.bin"}) {
-    const auto r = testing::run_cmd("(xxhsum -H2 " + testing::quote((dir / name).string()) + " 2>/dev/null)");
-    ASSERT_EQ(r.code, 0) << r.output;
+    const auto r = testing::run_command("(xxhsum -H2 " + testing::quote((dir / name).string()) + " 2>/dev/null)");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     const std::string expected = r.output.substr(0, 32);
     if (std::string(name) == "part.bin") {
       EXPECT_EQ(hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 5000001, 3000007), expected);
@@ -67,7 +68,6 @@ TEST(Xxh3_128, FileAndRangesMatchXxhsum) {
   EXPECT_THROW(hash_file_hex(dir / "f.bin", HashAlgorithm::kXxh3_128, 8999990, 11), DataError);
   EXPECT_EQ(parse_hash_algorithm("xxh3_128"), HashAlgorithm::kXxh3_128);
   EXPECT_EQ(parse_hash_algorithm("md5"), std::nullopt);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

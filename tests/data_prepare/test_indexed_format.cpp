@@ -32,8 +32,8 @@ void ref_write(const std::string& prefix, const std::vector<std::vector<int64_t>
   for (const auto& d : docs) {
     for (int64_t t : d) put(bin, static_cast<uint64_t>(t), static_cast<int>(item));
   }
-  testing::write_bytes(prefix + ".idx", idx);
-  testing::write_bytes(prefix + ".bin", bin);
+  testing::write_file(prefix + ".idx", idx);
+  testing::write_file(prefix + ".bin", bin);
 }
 
 std::string hex_to_bytes(const std::string& hex) {
@@ -58,7 +58,8 @@ const std::string kGoldenBin = hex_to_bytes("01 00 02 00 03 00 04 00 05 00");
 
 TEST(IndexedFormat, GoldenExampleFromTheSpec) {
   ASSERT_EQ(kGoldenIdx.size(), 82u);
-  const auto dir = testing::make_temp_dir("idx");
+  const testing::TempDir tmp("idx");
+  const std::filesystem::path& dir = tmp.path();
   const std::string ours = (dir / "ours").string(), ref = (dir / "ref").string();
   {
     IndexedDatasetBuilder b(ours, TokenDType::kUInt16);
@@ -66,12 +67,12 @@ TEST(IndexedFormat, GoldenExampleFromTheSpec) {
     b.add_document(std::vector<int32_t>{4, 5});
     b.finalize();
   }
-  EXPECT_EQ(testing::read_bytes(ours + ".idx"), kGoldenIdx);
-  EXPECT_EQ(testing::read_bytes(ours + ".bin"), kGoldenBin);
+  EXPECT_EQ(testing::read_file(ours + ".idx"), kGoldenIdx);
+  EXPECT_EQ(testing::read_file(ours + ".bin"), kGoldenBin);
   ref_write(ref, {{1, 2, 3}, {4, 5}}, 8);
-  EXPECT_EQ(testing::read_bytes(ref + ".idx"), kGoldenIdx);  // the independent writer agrees with the spec
-  testing::write_bytes(dir / "golden.idx", kGoldenIdx);
-  testing::write_bytes(dir / "golden.bin", kGoldenBin);
+  EXPECT_EQ(testing::read_file(ref + ".idx"), kGoldenIdx);  // the independent writer agrees with the spec
+  testing::write_file(dir / "golden.idx", kGoldenIdx);
+  testing::write_file(dir / "golden.bin", kGoldenBin);
   IndexedDataset ds((dir / "golden").string());
   EXPECT_EQ(ds.dtype(), TokenDType::kUInt16);
   ASSERT_EQ(ds.num_sequences(), 2);
@@ -81,11 +82,11 @@ TEST(IndexedFormat, GoldenExampleFromTheSpec) {
   EXPECT_EQ(std::vector<int32_t>(out, out + 3), (std::vector<int32_t>{1, 2, 3}));
   ds.read(1, 0, 2, out);
   EXPECT_EQ(std::vector<int32_t>(out, out + 2), (std::vector<int32_t>{4, 5}));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(IndexedFormat, IndependentWriterReadsBackBothDtypes) {
-  const auto dir = testing::make_temp_dir("idx");
+  const testing::TempDir tmp("idx");
+  const std::filesystem::path& dir = tmp.path();
   std::vector<std::vector<int64_t>> docs;
   for (int d = 0; d < 50; ++d) {
     std::vector<int64_t> doc;
@@ -113,12 +114,11 @@ TEST(IndexedFormat, IndependentWriterReadsBackBothDtypes) {
       for (const auto& d : big) b.add_document(std::vector<int32_t>(d.begin(), d.end()));
       b.finalize();
     }
-    EXPECT_EQ(testing::read_bytes(built + ".idx"), testing::read_bytes(prefix + ".idx"));
-    EXPECT_EQ(testing::read_bytes(built + ".bin"), testing::read_bytes(prefix + ".bin"));
+    EXPECT_EQ(testing::read_file(built + ".idx"), testing::read_file(prefix + ".idx"));
+    EXPECT_EQ(testing::read_file(built + ".bin"), testing::read_file(prefix + ".bin"));
     const auto r = testing::ref_read_indexed(built);
     EXPECT_EQ(r.docs, big);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(IndexedFormat, OptimalDtypeFollowsMegatron) {

@@ -21,7 +21,7 @@
 #include "data/shard_metadata.h"
 #include "data/tokenizer.h"
 #include "prepare_test_util.h"
-#include "../common/llama_tokenizer.h"
+#include "common/llama_tokenizer.h"
 
 extern char** environ;
 
@@ -55,9 +55,10 @@ std::string prepare_args(const std::vector<fs::path>& inputs, const fs::path& to
 TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   auto r = run_pajama(prepare_args({s.en, s.zh}, s.tokenizer, dir / "out", "--workers 2"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("bytes per token"), std::string::npos) << r.output;
 
   std::vector<std::string> texts = s.en_texts;
@@ -94,7 +95,7 @@ TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
 
   // BOS on, EOS off.
   r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "bos", "--bos --no-eos --workers 1"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto bos = testing::ref_read_indexed((dir / "bos").string());
   ASSERT_EQ(bos.docs.size(), s.zh_texts.size());
   for (size_t i = 0; i < s.zh_texts.size(); ++i) {
@@ -103,7 +104,6 @@ TEST(Prepare, TokensEqualSentencePieceWithEosPolicyInBothLanguages) {
     expect.insert(expect.end(), w.begin(), w.end());
     ASSERT_EQ(bos.docs[i], expect) << "zh document " << i;
   }
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, ChineseRoundTripsThroughTheTokenizer) {
@@ -125,7 +125,8 @@ TEST(Prepare, ChineseRoundTripsThroughTheTokenizer) {
 TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   const std::string small_batches = "--batch-bytes 4096";
   struct Run {
     std::string name;
@@ -141,16 +142,16 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
   };
   for (const auto& run : runs) {
     const auto r = run_pajama(prepare_args(run.inputs, s.tokenizer, dir / run.name, run.extra));
-    ASSERT_EQ(r.code, 0) << run.name << ": " << r.output;
+    ASSERT_EQ(r.exit_code, 0) << run.name << ": " << r.output;
   }
-  const std::string bin = testing::read_bytes(dir / "w1.bin"), idx = testing::read_bytes(dir / "w1.idx");
+  const std::string bin = testing::read_file(dir / "w1.bin"), idx = testing::read_file(dir / "w1.idx");
   ASSERT_GT(bin.size(), 1000u);
   for (const auto& run : runs) {
-    EXPECT_EQ(testing::read_bytes(dir / (run.name + ".bin")), bin) << run.name;
-    EXPECT_EQ(testing::read_bytes(dir / (run.name + ".idx")), idx) << run.name;
+    EXPECT_EQ(testing::read_file(dir / (run.name + ".bin")), bin) << run.name;
+    EXPECT_EQ(testing::read_file(dir / (run.name + ".idx")), idx) << run.name;
   }
   // Sidecars differ only in nothing for the same inputs.
-  EXPECT_EQ(testing::read_bytes(dir / "w1.pajama.json"), testing::read_bytes(dir / "w2.pajama.json"));
+  EXPECT_EQ(testing::read_file(dir / "w1.pajama.json"), testing::read_file(dir / "w2.pajama.json"));
 
   // Plain text: the same documents, blank-line separated, give the same tokens.
   std::string txt;
@@ -162,9 +163,9 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
     txt += t + "\n\n\n";
   }
   ASSERT_GT(kept.size(), 100u);
-  testing::write_bytes(dir / "zh.txt", txt);
+  testing::write_file(dir / "zh.txt", txt);
   auto r = run_pajama(prepare_args({dir / "zh.txt"}, s.tokenizer, dir / "txt", "--workers 2"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   std::vector<std::vector<int32_t>> want;
   std::string why;
   ASSERT_TRUE(testing::reference_encode(s.tokenizer, kept, want, why)) << why;
@@ -175,18 +176,18 @@ TEST(Prepare, IdenticalForAnyWorkerCountAndCompression) {
     expect.push_back(2);
     ASSERT_EQ(got.docs[i], expect) << "text document " << i;
   }
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, ShardsRespectDocumentsAndConcatenateToTheSingleOutput) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
-  ASSERT_EQ(run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "one")).code, 0);
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
+  ASSERT_EQ(run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "one")).exit_code, 0);
   // A stale shard from an earlier, larger run must not survive next to the new ones.
-  testing::write_bytes(dir / "sh_00999.idx", "stale");
+  testing::write_file(dir / "sh_00999.idx", "stale");
   auto r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "sh", "--shard-size 20000"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto single = testing::ref_read_indexed((dir / "one").string());
   std::vector<std::vector<int64_t>> joined;
   int64_t docs = 0;
@@ -211,15 +212,15 @@ TEST(Prepare, ShardsRespectDocumentsAndConcatenateToTheSingleOutput) {
   EXPECT_EQ(joined, single.docs);
   EXPECT_FALSE(fs::exists(dir / "sh.idx"));
   EXPECT_FALSE(fs::exists(dir / "sh_00999.idx")) << "stale shard kept";
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   const fs::path in = dir / "mixed.jsonl";
-  testing::write_bytes(in,
+  testing::write_file(in,
                     "{\"text\": \"good one\"}\n"              // 1
                     "{\"text\": \"broken\"\n"                 // 2 invalid_json
                     "{\"content\": \"wrong key\"}\n"          // 3 missing_text
@@ -231,9 +232,12 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
                     "[1, 2, 3]\n"                             // 9 missing_text
                     "{\"text\": \"good three\"}\n");          // 10
   auto r = run_pajama(prepare_args({in}, s.tokenizer, dir / "out", "--workers 2"));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("3 documents"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("skipped 6 records"), std::string::npos) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The counts from the shard's sidecar (FORMATS: <prefix>.pajama.json), the reasons from
+  // the summary, the only place that breaks them down.
+  const auto sidecar = nlohmann::json::parse(testing::read_file(dir / "out.pajama.json"));
+  EXPECT_EQ(sidecar.at("documents"), 3) << sidecar.dump();
+  EXPECT_EQ(sidecar.at("skipped"), 6) << sidecar.dump();
   EXPECT_NE(r.output.find("invalid_json 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("missing_text 3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("invalid_utf8 1"), std::string::npos) << r.output;
@@ -258,71 +262,71 @@ TEST(Prepare, MalformedRecordsAreSkippedCountedAndFatalWithStrict) {
 
   // --min-doc-tokens drops short documents without calling them malformed.
   r = run_pajama(prepare_args({in}, s.tokenizer, dir / "long", "--min-doc-tokens 4"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("too_short"), std::string::npos) << r.output;
   EXPECT_LT(testing::ref_read_indexed((dir / "long").string()).docs.size(), 3u);
 
   // --strict: exit 1 naming file:line of the first bad record, nothing written.
   r = run_pajama(prepare_args({in}, s.tokenizer, dir / "strict", "--strict --workers 2"));
-  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(in.string() + ":2: malformed record (invalid_json)"), std::string::npos) << r.output;
   EXPECT_EQ(join(outputs_named(dir, "strict"), " "), "") << "left behind after --strict failure";
 
   // Nothing usable at all is an error too.
-  testing::write_bytes(dir / "none.jsonl", "{\"body\": \"x\"}\n");
+  testing::write_file(dir / "none.jsonl", "{\"body\": \"x\"}\n");
   r = run_pajama(prepare_args({dir / "none.jsonl"}, s.tokenizer, dir / "none"));
-  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("--text-key"), std::string::npos) << r.output;
   EXPECT_EQ(join(outputs_named(dir, "none."), " "), "none.jsonl");
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, TruncatedCompressedInputFailsNamingTheFileAndLeavesNothing) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   for (const std::string ext : {".jsonl.gz", ".jsonl.zst"}) {
-    const std::string full = testing::read_bytes(s.dir / ("en" + ext));
+    const std::string full = testing::read_file(s.dir / ("en" + ext));
     const fs::path cut = dir / ("cut" + ext);
-    testing::write_bytes(cut, full.substr(0, full.size() * 2 / 3));
+    testing::write_file(cut, full.substr(0, full.size() * 2 / 3));
     const auto r = run_pajama(prepare_args({s.zh, cut}, s.tokenizer, dir / ("out" + ext), "--workers 2"));
-    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find(cut.string()), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
     EXPECT_EQ(join(outputs_named(dir, "out"), " "), "") << ext;
     // Sharded: earlier shards are complete before the error, yet none may appear.
     const auto r2 = run_pajama(prepare_args({s.zh, cut}, s.tokenizer, dir / ("sh" + ext), "--shard-size 5000"));
-    EXPECT_EQ(r2.code, 1) << r2.output;
+    EXPECT_EQ(r2.exit_code, 1) << r2.output;
     EXPECT_EQ(join(outputs_named(dir, "sh"), " "), "") << ext;
   }
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, UsageErrorsExitWithTwo) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   auto r = run_pajama(prepare_args({dir / "missing.jsonl"}, s.tokenizer, dir / "out"));
-  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("missing.jsonl"), std::string::npos) << r.output;
-  testing::write_bytes(dir / "data.parquet", "x");
+  testing::write_file(dir / "data.parquet", "x");
   r = run_pajama(prepare_args({dir / "data.parquet"}, s.tokenizer, dir / "out"));
-  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "out", "--shard-size -5"));
-  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_pajama("prepare --input " + quote(s.zh.string()));  // missing required options: CLI11's usage error
-  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
   r = run_pajama(prepare_args({s.zh}, dir / "missing.model", dir / "out"));
-  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("missing.model"), std::string::npos) << r.output;
   EXPECT_EQ(join(outputs_named(dir, "out"), " "), "");
-  fs::remove_all(dir);
 }
 
 TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
   const auto& s = testing::sample_corpus();
   ASSERT_FALSE(s.tokenizer.empty());
-  const auto dir = testing::make_temp_dir("prep");
+  const testing::TempDir tmp("prep");
+  const std::filesystem::path& dir = tmp.path();
   const std::string exe = testing::env_or("PAJAMA_EXE", "");
   ASSERT_FALSE(exe.empty());
   // The sample corpus listed many times: far more work than the time before the signal.
@@ -344,11 +348,10 @@ TEST(Prepare, InterruptLeavesNoFinalNamedFiles) {
 
   // A staging directory left by a hard kill is removed by the next run.
   fs::create_directory(dir / ".small.prepare-tmp.999999999");
-  testing::write_bytes(dir / ".small.prepare-tmp.999999999" / "small.bin", "junk");
+  testing::write_file(dir / ".small.prepare-tmp.999999999" / "small.bin", "junk");
   const auto r = run_pajama(prepare_args({s.zh}, s.tokenizer, dir / "small"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(join(outputs_named(dir, "small"), " "), "small.bin small.idx small.pajama.json");
-  fs::remove_all(dir);
 }
 
 TEST(Tokenizer, GoldenLlamaIds) {

@@ -22,7 +22,7 @@
 #include "data/tokenizer.h"
 #include "data/tokenizer_merge.h"
 #include "prepare_test_util.h"
-#include "../common/llama_tokenizer.h"
+#include "common/llama_tokenizer.h"
 
 namespace pajama {
 namespace {
@@ -190,19 +190,16 @@ const MergeCorpus& merge_corpus() {
   static std::string error;
   std::call_once(once, [] {
     const auto t0 = std::chrono::steady_clock::now();
-    c.dir = testing::make_temp_dir("merge");
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(c.dir, ec);
-    });
+    static const testing::TempDir holder("merge");  // removed at exit
+    c.dir = holder.path();
     const std::string src = testing::env_or("PAJAMA_SOURCE_DIR", "");
     if (src.empty()) {
       error = "PAJAMA_SOURCE_DIR is not set; run this test through ctest";
       return;
     }
-    auto r = testing::run_cmd(quote(testing::python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
+    auto r = testing::run_command(quote(testing::python()) + " " + quote(src + "/scripts/make_sample_corpus.py") + " --output " +
                            quote(c.dir.string()));
-    if (r.code != 0) {
+    if (r.exit_code != 0) {
       error = "scripts/make_sample_corpus.py failed (needs the Debian packages fortunes and fortunes-zh): " + r.output;
       return;
     }
@@ -219,7 +216,7 @@ const MergeCorpus& merge_corpus() {
     // rest are multi-character merges (6000 would leave hardly any). Trains in seconds.
     r = run_pajama("tokenizer train --input " + quote(c.zh_train.string()) + " --vocab-size 8000 --output " +
                    quote((c.dir / "zh").string()));
-    if (r.code != 0) {
+    if (r.exit_code != 0) {
       error = "pajama tokenizer train failed: " + r.output;
       return;
     }
@@ -244,12 +241,8 @@ std::string outputs_left(const fs::path& dir) {
   return s;
 }
 
-// "added N pieces" from the command's output; -1 when absent.
-int64_t added_count(const std::string& output) {
-  const auto at = output.find("added ");
-  if (at == std::string::npos) return -1;
-  return std::stoll(output.substr(at + 6));
-}
+// The merge's `--json` report.
+nlohmann::json merge_report(const std::string& output) { return testing::last_json_line(output); }
 
 std::string length_prefixed(const std::vector<std::string>& texts) {
   std::string s;
@@ -261,10 +254,11 @@ std::string length_prefixed(const std::vector<std::string>& texts) {
 // pajama's reader): prints "key value" lines, parsed into a map.
 std::map<std::string, double> python_check(const fs::path& base, const fs::path& add, const fs::path& merged,
                                            const MergeCorpus& c, std::string& output) {
-  const fs::path dir = testing::make_temp_dir("merge-py");
-  testing::write_bytes(dir / "en.bin", length_prefixed(c.en_texts));
-  testing::write_bytes(dir / "zh.bin", length_prefixed(c.zh_held_texts));
-  testing::write_bytes(dir / "check.py", R"PY(
+  const testing::TempDir tmp("merge-py");
+  const std::filesystem::path& dir = tmp.path();
+  testing::write_file(dir / "en.bin", length_prefixed(c.en_texts));
+  testing::write_file(dir / "zh.bin", length_prefixed(c.zh_held_texts));
+  testing::write_file(dir / "check.py", R"PY(
 import sys
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as pb
@@ -323,17 +317,16 @@ print('zh_new_ids_used', int(any(i >= nb for t in zh for i in sm.encode(t))))
 print('roundtrip_diff', sum(sm.decode(sm.encode(t)) != sb.decode(sb.encode(t)) for t in en + zh))
 print('roundtrip_exact', sum(sm.decode(sm.encode(t)) == t for t in en + zh))
 )PY");
-  const auto r = testing::run_cmd(quote(testing::python()) + " " + quote((dir / "check.py").string()) + " " +
+  const auto r = testing::run_command(quote(testing::python()) + " " + quote((dir / "check.py").string()) + " " +
                                quote(base.string()) + " " + quote(add.string()) + " " + quote(merged.string()) + " " +
                                quote((dir / "en.bin").string()) + " " + quote((dir / "zh.bin").string()));
   output = r.output;
   std::map<std::string, double> kv;
-  if (r.code != 0) return kv;
+  if (r.exit_code != 0) return kv;
   std::istringstream ss(r.output);
   std::string key;
   double value;
   while (ss >> key >> value) kv[key] = value;
-  fs::remove_all(dir);
   return kv;
 }
 
@@ -344,13 +337,17 @@ TEST(TokenizerMerge, LlamaPlusChineseKeepsBaseIdsAndEnglishAndCompressesChinese)
   const fs::path out = c.dir / "out" / "nested" / "merged.model";  // parent directories are created
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run_pajama("tokenizer merge --base " + quote(llama_model().string()) + " --add " +
-                      quote(c.zh_model.string()) + " --output " + quote(out.string()) + " --only-cjk");
+                      quote(c.zh_model.string()) + " --output " + quote(out.string()) + " --only-cjk --json");
   const double merge_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ASSERT_EQ(r.code, 0) << r.output;
-  const int64_t added = added_count(r.output);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json report = merge_report(r.output);
+  const int64_t added = report.at("added").get<int64_t>();
   ASSERT_GT(added, 1000) << r.output;
-  EXPECT_NE(r.output.find("= " + std::to_string(32000 + added)), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("loads with " + std::to_string(32000 + added) + " pieces"), std::string::npos) << r.output;
+  EXPECT_EQ(report.at("base_pieces"), 32000) << r.output;
+  EXPECT_EQ(report.at("total"), 32000 + added) << r.output;
+  EXPECT_EQ(report.at("loaded_vocab_size"), 32000 + added) << r.output;
+  EXPECT_NE(r.output.find("added " + std::to_string(added) + " pieces"), std::string::npos) << "the human summary\n"
+                                                                                           << r.output;
   EXPECT_EQ(Tokenizer(out.string()).vocab_size(), 32000 + added);
   EXPECT_EQ(outputs_left(out.parent_path()), "merged.model ") << "no temporary files left";
 
@@ -384,9 +381,9 @@ TEST(TokenizerMerge, LlamaPlusChineseKeepsBaseIdsAndEnglishAndCompressesChinese)
 
   // Without --only-cjk the added model's non-CJK pieces come too.
   r = run_pajama("tokenizer merge --base " + quote(llama_model().string()) + " --add " + quote(c.zh_model.string()) +
-                 " --output " + quote((c.dir / "out" / "all.model").string()));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_GT(added_count(r.output), added) << r.output;
+                 " --output " + quote((c.dir / "out" / "all.model").string()) + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GT(merge_report(r.output).at("added").get<int64_t>(), added) << r.output;
 }
 
 TEST(TokenizerMerge, MergingAModelWithItselfAddsNothingAndKeepsEveryByte) {
@@ -397,49 +394,49 @@ TEST(TokenizerMerge, MergingAModelWithItselfAddsNothingAndKeepsEveryByte) {
   for (const auto& m : models) {
     const fs::path out = c.dir / ("self-" + m.filename().string());
     const auto r = run_pajama("tokenizer merge --base " + quote(m.string()) + " --add " + quote(m.string()) +
-                              " --output " + quote(out.string()));
-    ASSERT_EQ(r.code, 0) << r.output;
-    EXPECT_EQ(added_count(r.output), 0) << r.output;
+                              " --output " + quote(out.string()) + " --json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(merge_report(r.output).at("added"), 0) << r.output;
     // Neither model carries self_test_data and vocab_size already equals the size.
-    EXPECT_EQ(testing::read_bytes(out), testing::read_bytes(m)) << m;
+    EXPECT_EQ(testing::read_file(out), testing::read_file(m)) << m;
   }
 }
 
 TEST(TokenizerMerge, RefusesToOverwriteAnInputAndNamesBadFiles) {
   const auto& c = merge_corpus();
   ASSERT_FALSE(c.zh_model.empty());
-  const auto dir = testing::make_temp_dir("merge-err");
+  const testing::TempDir tmp("merge-err");
+  const std::filesystem::path& dir = tmp.path();
   const std::string zh = quote(c.zh_model.string());
-  const std::string before = testing::read_bytes(c.zh_model);
+  const std::string before = testing::read_file(c.zh_model);
 
   auto r = run_pajama("tokenizer merge --base " + zh + " --add " + zh + " --output " + zh);
-  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("is the input"), std::string::npos) << r.output;
   // The same file under another spelling.
   const fs::path other = c.zh_model.parent_path() / "." / c.zh_model.filename();
   r = run_pajama("tokenizer merge --base " + zh + " --add " + zh + " --output " + quote(other.string()));
-  EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_EQ(testing::read_bytes(c.zh_model), before);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(testing::read_file(c.zh_model), before);
 
   r = run_pajama("tokenizer merge --base " + quote((dir / "missing.model").string()) + " --add " + zh + " --output " +
                  quote((dir / "out.model").string()));
-  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("missing.model"), std::string::npos) << r.output;
 
-  testing::write_bytes(dir / "cut.model", before.substr(0, before.size() / 2));
+  testing::write_file(dir / "cut.model", before.substr(0, before.size() / 2));
   r = run_pajama("tokenizer merge --base " + zh + " --add " + quote((dir / "cut.model").string()) + " --output " +
                  quote((dir / "out.model").string()));
-  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("cut.model"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
 
-  testing::write_bytes(dir / "text.model", "this is not a model\n");
+  testing::write_file(dir / "text.model", "this is not a model\n");
   r = run_pajama("tokenizer merge --base " + quote((dir / "text.model").string()) + " --add " + zh + " --output " +
                  quote((dir / "out.model").string()));
-  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("text.model"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "out.model"));
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/support.h"
 #include "core/error.h"
 
 namespace pajama::fuzz {
@@ -57,21 +58,9 @@ inline uint64_t fuzz_seed(uint64_t fallback) {
   return s != nullptr && *s != '\0' ? std::strtoull(s, nullptr, 0) : fallback;
 }
 
-inline std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-inline void write_all(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-inline fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("pajama_fuzz_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using testing::read_file;
+using testing::TempDir;
+using testing::write_file;
 
 // A header field: `width` little-endian bytes at `offset` (a count, a length, a pointer).
 struct Field {

@@ -21,10 +21,7 @@
 namespace pajama::fuzz {
 namespace {
 
-fs::path source_dir() {
-  const char* s = std::getenv("PAJAMA_SOURCE_DIR");
-  return s != nullptr && *s != '\0' ? fs::path(s) : fs::path(PAJAMA_FUZZ_SOURCE_DIR);
-}
+fs::path source_dir() { return testing::source_dir(); }
 
 // A manifest verify_checkpoint accepted must describe a loadable checkpoint.
 void check_manifest(const Manifest& m, const fs::path& dir) {
@@ -61,7 +58,8 @@ TEST(FuzzReaders, CheckpointManifestAndFiles) {
   Tally t{"checkpoint (read_manifest, verify_checkpoint, read_checkpoint_model)", fuzz_seed(0xc4e7)};
   const fs::path fixture = source_dir() / "tests/fixtures/checkpoint_v1/step_00000004";
   ASSERT_TRUE(fs::exists(fixture / "manifest.json")) << fixture;
-  const fs::path dir = temp_dir("ckpt") / "step_00000004";
+  const TempDir tmp("fuzz-ckpt");
+  const fs::path dir = tmp.path() / "step_00000004";
   fs::create_directories(dir.parent_path());
   fs::copy(fixture, dir);
   {
@@ -74,7 +72,7 @@ TEST(FuzzReaders, CheckpointManifestAndFiles) {
   const std::vector<std::string> files = {"manifest.json", "config.yaml", "model.safetensors", "rank00000.json",
                                           "trainer_state.json", "optim_rank00001.safetensors"};
   std::map<std::string, std::string> originals;
-  for (const auto& f : files) originals[f] = read_all(dir / f);
+  for (const auto& f : files) originals[f] = read_file(dir / f);
 
   std::mt19937_64 rng(t.seed);
   for (int m = 0; m < 360; ++m) {
@@ -89,7 +87,7 @@ TEST(FuzzReaders, CheckpointManifestAndFiles) {
     } else {
       bytes = mutate_bytes(orig, rng, {{0, 8, "safetensors header length"}}, desc);
     }
-    write_all(dir / file, bytes);
+    write_file(dir / file, bytes);
     desc = file + ": " + desc;
     const bool changed = bytes != orig;
     t.record(m, desc, run_isolated([&] {
@@ -108,17 +106,18 @@ TEST(FuzzReaders, CheckpointManifestAndFiles) {
                check_manifest(man, dir);
                (void)read_checkpoint_model(dir, man);
              }, file));
-    write_all(dir / file, orig);
+    write_file(dir / file, orig);
   }
   fs::remove_all(dir.parent_path());
 }
 
 TEST(FuzzReaders, YamlConfig) {
   Tally t{"load_train_config (YAML)", fuzz_seed(0x7a31)};
-  const fs::path dir = temp_dir("yaml");
-  const std::string base = read_all(source_dir() / "configs/tiny.yaml");
+  const TempDir tmp("fuzz-yaml");
+  const fs::path dir = tmp.path();
+  const std::string base = read_file(source_dir() / "configs/tiny.yaml");
   ASSERT_FALSE(base.empty());
-  write_all(dir / "mut.yaml", base);
+  write_file(dir / "mut.yaml", base);
   (void)load_train_config((dir / "mut.yaml").string(), {});
   std::mt19937_64 rng(t.seed);
   for (int m = 0; m < 300; ++m) {
@@ -129,7 +128,7 @@ TEST(FuzzReaders, YamlConfig) {
     } else {
       text = mutate_bytes(base, rng, {}, desc);
     }
-    write_all(dir / "mut.yaml", text);
+    write_file(dir / "mut.yaml", text);
     t.record(m, desc, run_isolated([&] { (void)load_train_config((dir / "mut.yaml").string(), {}); }, "mut.yaml"));
   }
   fs::remove_all(dir);

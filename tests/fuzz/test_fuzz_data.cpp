@@ -57,7 +57,8 @@ void check_indexed(const IndexedDataset& ds, uint64_t bin_bytes) {
 
 TEST(FuzzReaders, IndexedDataset) {
   Tally t{"IndexedDataset (.idx/.bin)", fuzz_seed(0x1d8b17)};
-  const fs::path dir = temp_dir("idx");
+  const TempDir tmp("fuzz-idx");
+  const fs::path dir = tmp.path();
   struct Base {
     TokenDType dtype;
     std::string prefix;
@@ -76,7 +77,7 @@ TEST(FuzzReaders, IndexedDataset) {
     }
     b.finalize();
     IndexedDataset check(prefix);
-    bases.push_back({dt, prefix, read_all(idx_path(prefix)), read_all(bin_path(prefix)), check.num_sequences()});
+    bases.push_back({dt, prefix, read_file(idx_path(prefix)), read_file(bin_path(prefix)), check.num_sequences()});
   }
   std::mt19937_64 rng(t.seed);
   const std::string prefix = (dir / "mut").string();
@@ -91,8 +92,8 @@ TEST(FuzzReaders, IndexedDataset) {
       idx = mutate_bytes(base.idx, rng, idx_fields(base.n, base.n + 1), desc);
       desc = ".idx: " + desc;
     }
-    write_all(idx_path(prefix), idx);
-    write_all(bin_path(prefix), bin);
+    write_file(idx_path(prefix), idx);
+    write_file(bin_path(prefix), bin);
     const uint64_t bin_bytes = bin.size();
     t.record(m, desc, run_isolated([&] {
                IndexedDataset ds(prefix);
@@ -106,14 +107,15 @@ TEST(FuzzReaders, IndexedDataset) {
 // decompress to exactly the original records (both formats carry checksums).
 TEST(FuzzReaders, CorpusReader) {
   Tally t{"CorpusReader (.jsonl/.txt/.gz/.zst)", fuzz_seed(0xc0270)};
-  const fs::path dir = temp_dir("corpus");
+  const TempDir tmp("fuzz-corpus");
+  const fs::path dir = tmp.path();
   std::string jsonl;
   for (int i = 0; i < 40; ++i) {
     jsonl += str("{\"text\": \"document ", i, " with some words \\u00e9\\u4e2d and a tab\\t\", \"id\": ", i, "}\n");
   }
   std::string txt = "first document\nline two\n\nsecond document\n\n\nthird\n";
-  write_all(dir / "b.jsonl", jsonl);
-  write_all(dir / "b.txt", txt);
+  write_file(dir / "b.jsonl", jsonl);
+  write_file(dir / "b.txt", txt);
   ASSERT_EQ(std::system(str("gzip -c ", (dir / "b.jsonl").string(), " > ", (dir / "b.jsonl.gz").string()).c_str()), 0);
   ASSERT_EQ(std::system(str("zstd -q -c ", (dir / "b.jsonl").string(), " > ", (dir / "b.jsonl.zst").string()).c_str()), 0);
   auto records = [](const std::string& path) {
@@ -132,7 +134,7 @@ TEST(FuzzReaders, CorpusReader) {
   std::vector<Base> bases;
   for (const std::string ext : {".jsonl", ".txt", ".jsonl.gz", ".jsonl.zst"}) {
     const std::string p = (dir / ("b" + ext)).string();
-    bases.push_back({ext, read_all(p), ext.ends_with(".gz") || ext.ends_with(".zst"), records(p)});
+    bases.push_back({ext, read_file(p), ext.ends_with(".gz") || ext.ends_with(".zst"), records(p)});
   }
   ASSERT_EQ(bases[2].records, bases[0].records);
   ASSERT_EQ(bases[3].records, bases[0].records);
@@ -152,7 +154,7 @@ TEST(FuzzReaders, CorpusReader) {
       bytes = mutate_bytes(base.bytes, rng, fields, desc);
     }
     const std::string path = (dir / ("mut" + base.ext)).string();
-    write_all(path, bytes);
+    write_file(path, bytes);
     desc = base.ext + ": " + desc;
     t.record(m, desc, run_isolated([&] {
                CorpusReader r(path);
@@ -172,7 +174,8 @@ TEST(FuzzReaders, CorpusReader) {
 // SentencePiece models from `pajama tokenizer train`'s library call on a small text.
 TEST(FuzzReaders, SentencePieceModel) {
   Tally t{"SentencePiece model (Tokenizer, read_model_pieces)", fuzz_seed(0x5e7ce)};
-  const fs::path dir = temp_dir("spm");
+  const TempDir tmp("fuzz-spm");
+  const fs::path dir = tmp.path();
   std::string corpus;
   const char* words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "中文", "分词", "模型", "数据"};
   std::mt19937_64 gen(3);
@@ -181,14 +184,14 @@ TEST(FuzzReaders, SentencePieceModel) {
     for (int w = 0; w < 12; ++w) line += std::string(words[gen() % std::size(words)]) + " ";
     corpus += str("{\"text\": \"", line, "\"}\n");
   }
-  write_all(dir / "c.jsonl", corpus);
+  write_file(dir / "c.jsonl", corpus);
   TokenizerTrainOptions o;
   o.inputs = {(dir / "c.jsonl").string()};
   o.output_prefix = (dir / "tok").string();
   o.vocab_size = 300;
   o.num_threads = 1;
   train_tokenizer(o);
-  const std::string model = read_all(dir / "tok.model");
+  const std::string model = read_file(dir / "tok.model");
   const Tokenizer good(( dir / "tok.model").string());
   const std::vector<int32_t> good_ids = good.encode("the quick 中文 fox");
   const auto good_pieces = read_model_pieces(model, "tok.model");
@@ -199,7 +202,7 @@ TEST(FuzzReaders, SentencePieceModel) {
   for (int m = 0; m < 300; ++m) {
     std::string desc;
     const std::string bytes = mutate_bytes(model, rng, {}, desc);
-    write_all(path, bytes);
+    write_file(path, bytes);
     // read_model_pieces: our own wire-format reader.
     t.record(2 * m, "read_model_pieces: " + desc, run_isolated([&] {
                const auto pieces = read_model_pieces(bytes, path);

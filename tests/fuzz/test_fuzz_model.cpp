@@ -59,7 +59,8 @@ void check_safetensors(const SafetensorsReader& r, const std::string& bytes) {
 
 TEST(FuzzReaders, Safetensors) {
   Tally t{"SafetensorsReader", fuzz_seed(0x5afe7)};
-  const fs::path dir = temp_dir("st");
+  const TempDir tmp("fuzz-st");
+  const fs::path dir = tmp.path();
   torch::manual_seed(0);
   const NamedTensors tensors = {
       {"model.embed_tokens.weight", torch::randn({6, 4})},
@@ -70,7 +71,7 @@ TEST(FuzzReaders, Safetensors) {
   };
   const fs::path good = dir / "good.safetensors";
   save_safetensors(good, tensors, {{"format", "pt"}, {"note", "fuzz"}});
-  const std::string base = read_all(good);
+  const std::string base = read_file(good);
   {
     SafetensorsReader r(good);
     check_safetensors(r, base);
@@ -96,7 +97,7 @@ TEST(FuzzReaders, Safetensors) {
     } else {
       bytes = mutate_bytes(base, rng, {{0, 8, "header length"}}, desc);
     }
-    write_all(path, bytes);
+    write_file(path, bytes);
     t.record(m, desc, run_isolated([&] {
                SafetensorsReader r(path);
                check_safetensors(r, bytes);
@@ -107,11 +108,12 @@ TEST(FuzzReaders, Safetensors) {
 
 TEST(FuzzReaders, HfConfigJson) {
   Tally t{"read_hf_config (config.json)", fuzz_seed(0xcf61)};
-  const fs::path dir = temp_dir("hfcfg");
+  const TempDir tmp("fuzz-hfcfg");
+  const fs::path dir = tmp.path();
   LlamaConfig cfg{.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 128,
                   .max_seq_len = 128};
   const std::string base = hf_config_json(cfg, torch::kFloat32);
-  write_all(dir / "config.json", base);
+  write_file(dir / "config.json", base);
   const LlamaConfig back = read_hf_config(dir);
   ASSERT_EQ(back.dim, 64);
   ASSERT_EQ(back.vocab_size, 512);
@@ -125,7 +127,7 @@ TEST(FuzzReaders, HfConfigJson) {
     } else {
       text = mutate_bytes(base, rng, {}, desc);
     }
-    write_all(dir / "config.json", text);
+    write_file(dir / "config.json", text);
     t.record(m, desc, run_isolated([&] {
                const LlamaConfig c = read_hf_config(dir);
                // What was accepted must be what the file says, not a wrapped or truncated value.

@@ -6,13 +6,12 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "../trainer/test_util.h"
+#include "common/support.h"
 #include "gpu_test_util.h"
 
 namespace pajama {
@@ -38,19 +37,9 @@ std::string train_cmd(const std::string& run_dir, const std::string& device, con
          extra;
 }
 
-std::vector<nlohmann::json> records(const std::string& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
-
 std::vector<double> losses(const std::string& run_dir) {
   std::vector<double> out;
-  for (const auto& r : records(run_dir)) out.push_back(r.at("loss").get<double>());
+  for (const auto& r : testing::read_metrics(run_dir)) out.push_back(r.loss);
   return out;
 }
 
@@ -119,9 +108,10 @@ TEST(GpuTrain, AtMostOneHostSyncPerStep) {
   TempDir runs;
   run_ok("PAJAMA_COUNT_HOST_SYNCS=1 " + train_cmd(runs.str("syncs"), "cuda", "bf16", 20, "--set log.every_steps=5"),
          "counting CUDA host synchronisations");
-  const auto recs = records(runs.str("syncs"));
+  const auto recs = testing::read_metrics(runs.str("syncs"));
   ASSERT_EQ(recs.size(), 4u);
-  for (const auto& r : recs) {
+  for (const auto& rec : recs) {
+    const nlohmann::json& r = rec.json;
     ASSERT_TRUE(r.contains("host_syncs")) << r.dump();
     const int64_t syncs = r.at("host_syncs").get<int64_t>(), steps = r.at("host_sync_steps").get<int64_t>();
     std::printf("[host syncs] step %lld: %lld syncs in %lld steps\n", static_cast<long long>(r.at("step").get<int64_t>()),

@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using testing::ScratchDir;
+using testing::TempDir;
 
 std::string golden_bytes() {
   std::string header = R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
@@ -37,13 +37,13 @@ std::string golden_bytes() {
 TEST(Safetensors, WriterProducesTheGoldenBytes) {
   const torch::Tensor w = torch::tensor({1.0f, 2.0f});
   EXPECT_EQ(serialize_safetensors({{"w", w}}), golden_bytes());
-  ScratchDir dir("golden");
+  TempDir dir("golden");
   save_safetensors(dir.path() / "w.safetensors", {{"w", w}});
   EXPECT_EQ(read_file(dir.path() / "w.safetensors"), golden_bytes());
 }
 
 TEST(Safetensors, ReaderReadsTheGoldenBytes) {
-  ScratchDir dir("golden_read");
+  TempDir dir("golden_read");
   write_file_atomic(dir.path() / "g.safetensors", golden_bytes());
   SafetensorsReader r(dir.path() / "g.safetensors");
   EXPECT_EQ(r.names(), std::vector<std::string>{"w"});
@@ -53,7 +53,7 @@ TEST(Safetensors, ReaderReadsTheGoldenBytes) {
 }
 
 TEST(Safetensors, RoundTripsDtypesScalarsAndEmptyTensors) {
-  ScratchDir dir("roundtrip");
+  TempDir dir("roundtrip");
   torch::manual_seed(0);
   const NamedTensors tensors = {
       {"f32", torch::randn({3, 4})},
@@ -84,7 +84,7 @@ TEST(Safetensors, RoundTripsDtypesScalarsAndEmptyTensors) {
 }
 
 // Writes a file with the given header (padded) and `data_bytes` zero bytes of data.
-fs::path write_raw(const ScratchDir& dir, const std::string& name, const std::string& header, size_t data_bytes,
+fs::path write_raw(const TempDir& dir, const std::string& name, const std::string& header, size_t data_bytes,
                    bool fix_length = true) {
   std::string h = header;
   uint64_t n = h.size();
@@ -107,7 +107,7 @@ std::string reader_error(const fs::path& p) {
 }
 
 TEST(Safetensors, ReaderRejectsMalformedFilesNamingFileAndTensor) {
-  ScratchDir dir("bad");
+  TempDir dir("bad");
   auto expect_error = [&](const fs::path& p, const std::string& needle) {
     const std::string msg = reader_error(p);
     EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
@@ -160,7 +160,7 @@ void expect_same_weights(Llama& a, Llama& b) {
 
 TEST(HfCheckpoint, SaveThenLoadRoundTripsConfigAndWeights) {
   for (bool tied : {false, true}) {
-    ScratchDir dir("hf_single");
+    TempDir dir("hf_single");
     Llama m(tiny(tied));
     m->init_weights(11);
     save_hf(m, dir.path());
@@ -204,7 +204,7 @@ TEST(HfCheckpoint, SaveThenLoadRoundTripsConfigAndWeights) {
 // A padded vocabulary (model.vocab_multiple_of) is exported without its padding rows, and
 // a released model loads into a larger vocabulary: its rows first, new rows by the rule.
 TEST(HfCheckpoint, PaddingIsDroppedAtExportAndVocabularyGrowsOnLoad) {
-  ScratchDir dir("hf_padded");
+  TempDir dir("hf_padded");
   LlamaConfig c = tiny(false);  // vocab 41
   c.vocab_multiple_of = 16;
   Llama m(c);
@@ -248,7 +248,7 @@ TEST(HfCheckpoint, PaddingIsDroppedAtExportAndVocabularyGrowsOnLoad) {
 }
 
 TEST(HfCheckpoint, ShardedSaveRoundTrips) {
-  ScratchDir dir("hf_sharded");
+  TempDir dir("hf_sharded");
   Llama m(tiny());
   m->init_weights(12);
   // 41*24*4 = 3936 bytes for the embedding: every shard holds one or a few tensors.
@@ -282,7 +282,7 @@ TEST(HfCheckpoint, ShardedSaveRoundTrips) {
 }
 
 TEST(HfCheckpoint, LoadConvertsDtypesAndIgnoresInvFreq) {
-  ScratchDir dir("hf_bf16");
+  TempDir dir("hf_bf16");
   Llama m(tiny());
   m->init_weights(13);
   m->to(torch::kBFloat16);
@@ -313,7 +313,7 @@ std::string checkpoint_error(Llama& m, const fs::path& dir) {
 }
 
 TEST(HfCheckpoint, MismatchListsEveryDifferingName) {
-  ScratchDir dir("hf_mismatch");
+  TempDir dir("hf_mismatch");
   Llama m(tiny());
   m->init_weights(14);
   save_hf(m, dir.path());
@@ -350,13 +350,13 @@ TEST(HfCheckpoint, MismatchListsEveryDifferingName) {
   EXPECT_EQ(checkpoint_error(tied, dir.path()), "");
   EXPECT_TRUE(torch::equal(tied->model->embed_tokens->weight, m->model->embed_tokens->weight));
 
-  ScratchDir empty("hf_empty");
+  TempDir empty("hf_empty");
   Llama fresh(tiny());
   msg = checkpoint_error(fresh, empty.path());
   EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
 }
 
-void write_config(const ScratchDir& dir, const json& j) { write_file_atomic(dir.path() / "config.json", j.dump()); }
+void write_config(const TempDir& dir, const json& j) { write_file_atomic(dir.path() / "config.json", j.dump()); }
 
 std::string config_error(const fs::path& dir) {
   try {
@@ -368,7 +368,7 @@ std::string config_error(const fs::path& dir) {
 }
 
 TEST(HfCheckpoint, ReadConfigVariants) {
-  ScratchDir dir("hf_config");
+  TempDir dir("hf_config");
   // A transformers 4.3x export: rope_theta at the top, kv heads null, defaults elsewhere.
   json j = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},     {"hidden_size", 64},
             {"intermediate_size", 96},               {"num_hidden_layers", 2},    {"num_attention_heads", 4},
@@ -419,7 +419,7 @@ TEST(HfCheckpoint, ReadConfigVariants) {
   EXPECT_NE(config_error(dir.path()).find("bias"), std::string::npos);
   write_file_atomic(dir.path() / "config.json", "{not json");
   EXPECT_NE(config_error(dir.path()).find("config.json"), std::string::npos);
-  ScratchDir empty("hf_noconfig");
+  TempDir empty("hf_noconfig");
   EXPECT_NE(config_error(empty.path()).find("no config.json"), std::string::npos);
 }
 

@@ -20,28 +20,12 @@ namespace pajama {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::ScratchDir;
+using testing::TempDir;
 
 constexpr double kTolerance = 1e-4;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult run(const std::string& cmd) {
-  CommandResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+using testing::CommandResult;
+using testing::quote;
 
 // "<python> <source>/tests/model/hf_parity.py", or a failure explaining what is missing.
 std::string parity_script() {
@@ -52,7 +36,7 @@ std::string parity_script() {
                      "-DPAJAMA_PYTHON=<python with torch, transformers, safetensors> (scripts/setup.sh makes one)";
     return "";
   }
-  const CommandResult probe = run(quote(py) + " -c 'import transformers, safetensors, torch'");
+  const CommandResult probe = testing::run_command(quote(py) + " -c 'import transformers, safetensors, torch'");
   if (probe.exit_code != 0) {
     ADD_FAILURE() << "PAJAMA_PYTHON=" << py << " cannot import transformers/safetensors/torch:\n" << probe.output;
     return "";
@@ -63,8 +47,8 @@ std::string parity_script() {
 TEST(HfParity, HuggingFaceModelLoadsAndMatchesLogits) {
   const std::string script = parity_script();
   ASSERT_FALSE(script.empty());
-  ScratchDir dir("parity_from_hf");
-  const CommandResult made = run(script + " make " + quote(dir.path().string()));
+  TempDir dir("parity_from_hf");
+  const CommandResult made = testing::run_command(script + " make " + quote(dir.path().string()));
   ASSERT_EQ(made.exit_code, 0) << made.output;
 
   const LlamaConfig cfg = read_hf_config(dir.path() / "hf");
@@ -115,16 +99,16 @@ TEST(HfParity, PajamaExportLoadsInTransformersAndMatchesLogits) {
   ASSERT_FALSE(script.empty());
   LlamaConfig cfg{.vocab_size = 97, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn_dim = 96,
                   .norm_eps = 1e-6, .rope_theta = 50000.0, .max_seq_len = 64};
-  ScratchDir untied("parity_to_hf_untied");
+  TempDir untied("parity_to_hf_untied");
   export_with_logits(cfg, 21, untied.path());
 
   cfg.tie_embeddings = true;
   cfg.n_kv_heads = 4;
   cfg.rope_theta = 10000.0;
-  ScratchDir tied("parity_to_hf_tied");
+  TempDir tied("parity_to_hf_tied");
   export_with_logits(cfg, 22, tied.path());
 
-  const CommandResult checked = run(script + " check " + quote(untied.path().string()) + " " + quote(tied.path().string()));
+  const CommandResult checked = testing::run_command(script + " check " + quote(untied.path().string()) + " " + quote(tied.path().string()));
   std::printf("%s", checked.output.c_str());
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
 }

@@ -6,12 +6,13 @@
                                                layout (model_type baichuan, q/k/v fused into W_pack; no GQA)
   hf_roundtrip.py logits DIR TOKENS OUT        logits of LlamaForCausalLM.from_pretrained(DIR) for int32 tokens [B,T+1]
                                                (inputs = all but the last column) -> OUT as float32
-  hf_roundtrip.py loss DIR TOKENS              mean next-token cross-entropy over the batch, printed
+  hf_roundtrip.py loss DIR TOKENS              mean next-token cross-entropy over the batch, printed as {"loss": x}
   hf_roundtrip.py generate DIR IDS N           greedy generate(do_sample=False) of N new tokens after the
                                                space-separated prompt ids IDS (no EOS stop); prints the new ids
 Token files are raw little-endian int32 with the shape given by --batch and --width.
 """
 import argparse
+import json
 import sys
 
 import numpy as np
@@ -47,7 +48,7 @@ def main():
         if not baichuan:
             model.save_pretrained(a.dir, safe_serialization=True)
             return 0
-        import json, os
+        import os
         from safetensors.torch import save_file
         model.save_pretrained(os.path.join(a.dir, "llama"), safe_serialization=True)
         out = os.path.join(a.dir, "baichuan")
@@ -81,7 +82,7 @@ def main():
         logits.numpy().astype("<f4").tofile(a.out)
         return 0
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
-    print(f"{loss.item():.10f}")
+    print(json.dumps({"loss": loss.item()}))
     return 0
 
 

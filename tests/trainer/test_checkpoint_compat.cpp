@@ -9,7 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "test_util.h"
+#include "common/support.h"
 
 namespace pajama {
 namespace {
@@ -58,7 +58,7 @@ TEST(CheckpointCompat, FormatOneResumesOnTwoAndOneRanks) {
     expect_reference_curve(dir.path() / "run");
     // The checkpoints this version writes are format 2 and resume too.
     const fs::path own = dir.path() / "run/checkpoints/step_00000008";
-    const auto m = nlohmann::json::parse(testing::read_text(own / "manifest.json"));
+    const auto m = nlohmann::json::parse(testing::read_file(own / "manifest.json"));
     EXPECT_EQ(m.at("format_version"), 2);
     EXPECT_TRUE(fs::exists(own / "config.json"));
   }
@@ -69,17 +69,17 @@ TEST(CheckpointCompat, UnknownConfigKeysAreReportedNotFatal) {
   const fs::path ckpt = copy_checkpoint(dir);
   // As if a later version renamed train.grad_clip and added a section: the manifest's
   // hash of config.yaml is updated, as that version would have written it.
-  std::string yaml = testing::read_text(ckpt / "config.yaml");
+  std::string yaml = testing::read_file(ckpt / "config.yaml");
   const auto at = yaml.find("  grad_clip:");
   ASSERT_NE(at, std::string::npos);
   yaml.replace(at, 12, "  clip_grad_norm:");
   yaml += "telemetry:\n  endpoint: http://example.invalid\n";
-  testing::write_text(ckpt / "config.yaml", yaml);
-  auto m = nlohmann::json::parse(testing::read_text(ckpt / "manifest.json"));
+  testing::write_file(ckpt / "config.yaml", yaml);
+  auto m = nlohmann::json::parse(testing::read_file(ckpt / "manifest.json"));
   const auto hash = testing::run_command("sha256sum " + (ckpt / "config.yaml").string());
   ASSERT_EQ(hash.exit_code, 0);
   m["files"]["config.yaml"] = {{"bytes", yaml.size()}, {"sha256", hash.output.substr(0, 64)}};
-  testing::write_text(ckpt / "manifest.json", m.dump(1));
+  testing::write_file(ckpt / "manifest.json", m.dump(1));
 
   const auto r = testing::run_command(testing::mpirun(2) + train_cmd(dir.path() / "run", ckpt));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -94,7 +94,7 @@ TEST(CheckpointCompat, FormatOneConvertsToHuggingFace) {
   auto r = testing::run_command(testing::pajama_exe() + " convert --checkpoint " + ckpt.string() + " --to-hf " +
                                 dir.str("hf"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto cfg = nlohmann::json::parse(testing::read_text(dir.path() / "hf/config.json"));
+  const auto cfg = nlohmann::json::parse(testing::read_file(dir.path() / "hf/config.json"));
   EXPECT_EQ(cfg.at("vocab_size"), 512);
   EXPECT_EQ(cfg.at("hidden_size"), 32);
   EXPECT_EQ(cfg.at("num_key_value_heads"), 1);
@@ -103,11 +103,11 @@ TEST(CheckpointCompat, FormatOneConvertsToHuggingFace) {
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(100 + i % 7);
   std::ofstream(dir.path() / "tokens.bin", std::ios::binary)
       .write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
-  r = testing::run_command(testing::env_or_fail("PAJAMA_PYTHON") + " " + testing::source_dir() +
+  r = testing::run_command(testing::python() + " " + testing::source_dir() +
                            "/tests/trainer/hf_roundtrip.py loss " + dir.str("hf") + " " + dir.str("tokens.bin") +
                            " --batch 1 --width 17");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const double loss = std::stod(r.output.substr(r.output.find_last_of('\n', r.output.size() - 2) + 1));
+  const double loss = testing::last_json_line(r.output).at("loss").get<double>();
   EXPECT_TRUE(std::isfinite(loss) && loss > 3 && loss < 9) << r.output;
 }
 

@@ -15,7 +15,7 @@
 #include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
 #include "trainer/trainer.h"
-#include "test_util.h"
+#include "common/support.h"
 
 namespace pajama {
 namespace {
@@ -68,7 +68,7 @@ fs::path final_weights(const fs::path& run_dir, int64_t step) {
 void expect_identical_files(const fs::path& a, const fs::path& b) {
   ASSERT_TRUE(fs::exists(a)) << a;
   ASSERT_TRUE(fs::exists(b)) << b;
-  EXPECT_TRUE(testing::read_text(a) == testing::read_text(b)) << a << " and " << b << " differ";
+  EXPECT_TRUE(testing::read_file(a) == testing::read_file(b)) << a << " and " << b << " differ";
 }
 
 TEST_F(CheckpointE2E, ResumeIsBitExactOnOneAndTwoRanks) {
@@ -131,9 +131,9 @@ TEST_F(CheckpointE2E, CorruptOrIncompleteCheckpointIsSkipped) {
   // Flip one byte in the newest checkpoint's rank-1 optimizer file.
   {
     const fs::path f = newest / "optim_rank00001.safetensors";
-    std::string bytes = testing::read_text(f);
+    std::string bytes = testing::read_file(f);
     bytes[bytes.size() / 2] ^= 0x20;
-    testing::write_text(f, bytes);
+    testing::write_file(f, bytes);
   }
   const std::string keep = "--set checkpoint.keep_last=0";  // step_4 stays the fallback
   r = testing::run_command(testing::mpirun(2) + cmd(run, 10, keep));
@@ -198,7 +198,7 @@ TEST_F(CheckpointE2E, SurvivesSigkillAtRandomMoments) {
       ++kills;
     }
     const int code = testing::wait_exit(launcher);
-    logs += testing::read_text(log);
+    logs += testing::read_file(log);
     if (code == 0) break;  // the run finished before the kill landed
   }
   EXPECT_GE(kills, 3);
@@ -251,7 +251,7 @@ TEST_F(CheckpointE2E, FailedBackgroundWriteStopsTheRunAndKeepsTheLastCheckpoint)
   EXPECT_NE(r.output.find("injected write failure"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(fs::path(run) / "checkpoints" / "step_00000004" / "manifest.json"));
   EXPECT_FALSE(fs::exists(fs::path(run) / "checkpoints" / "step_00000008"));
-  EXPECT_EQ(testing::read_text(fs::path(run) / "checkpoints" / "latest"), "step_00000004\n");
+  EXPECT_EQ(testing::read_file(fs::path(run) / "checkpoints" / "latest"), "step_00000004\n");
   r = testing::run_command(testing::mpirun(2) + cmd(run, 12, every));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("step_00000004 (step 4"), std::string::npos) << r.output;
@@ -320,7 +320,7 @@ TEST_F(CheckpointE2E, SigtermToLauncherWritesACheckpointAndExitsStopped) {
   std::this_thread::sleep_for(std::chrono::seconds(6));
   ::kill(launcher, SIGTERM);
   const int code = testing::wait_exit(launcher);
-  const std::string log = testing::read_text(runs_.str("term.log"));
+  const std::string log = testing::read_file(runs_.str("term.log"));
   EXPECT_EQ(code, kExitStopped) << log;
   EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
   const auto before = read_metrics(run);
@@ -341,7 +341,7 @@ TEST_F(CheckpointE2E, SigusrToMpirunWritesACheckpointAndExitsStopped) {
   std::this_thread::sleep_for(std::chrono::seconds(6));
   ::kill(launcher, SIGUSR1);
   const int code = testing::wait_exit(launcher);
-  const std::string log = testing::read_text(runs_.str("usr1.log"));
+  const std::string log = testing::read_file(runs_.str("usr1.log"));
   EXPECT_EQ(code, kExitStopped) << log;
   EXPECT_NE(log.find("stop requested by a signal"), std::string::npos) << log;
   EXPECT_FALSE(read_metrics(run).empty());

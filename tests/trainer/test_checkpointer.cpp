@@ -13,14 +13,14 @@
 #include "parallel/adamw.h"
 #include "parallel/communicator.h"
 #include "parallel/zero_optimizer.h"
-#include "test_util.h"
+#include "common/support.h"
 #include "trainer/checkpointer.h"
 
 namespace pajama {
 namespace {
 
 using testing::TempDir;
-using testing::write_text;
+using testing::write_file;
 
 LlamaConfig tiny_config() {
   return {.vocab_size = 32, .dim = 16, .n_layers = 1, .n_heads = 2, .ffn_dim = 24, .max_seq_len = 8};
@@ -37,7 +37,7 @@ size_t count(const std::string& text, const std::string& part) {
 TEST(Checkpointer, SaveIntoAnUnusableDirectoryIsACheckpointError) {
   TempDir dir;
   const std::filesystem::path blocked = dir.path() / "checkpoints";
-  write_text(blocked, "a file, not a directory\n");
+  write_file(blocked, "a file, not a directory\n");
   Llama model(tiny_config());
   NamedParameters params;
   for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());

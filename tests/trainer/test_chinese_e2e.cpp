@@ -6,19 +6,18 @@
 
 #include <cmath>
 #include <cstdio>
-#include <regex>
 
 #include "model/safetensors.h"
-#include "test_util.h"
-#include "../common/llama_tokenizer.h"
+#include "common/support.h"
+#include "common/llama_tokenizer.h"
 
 namespace pajama {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::python;
 using testing::TempDir;
 
-std::string python() { return testing::env_or_fail("PAJAMA_PYTHON"); }
 std::string script() { return testing::source_dir() + "/tests/trainer/chinese_cpt.py"; }
 
 fs::path llama_tokenizer() { return testing::llama_tokenizer_path(); }
@@ -52,11 +51,9 @@ TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string merged = dir.str("merged/merged.model");
   r = testing::run_command(exe + " tokenizer merge --base " + llama_tokenizer().string() + " --add " +
-                           dir.str("tok/zh.model") + " --output " + merged + " --only-cjk");
+                           dir.str("tok/zh.model") + " --output " + merged + " --only-cjk --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("added ([0-9]+) pieces"))) << r.output;
-  const int64_t added = std::stoll(m[1]);
+  const int64_t added = testing::last_json_line(r.output).at("added").get<int64_t>();
   ASSERT_GT(added, 1000) << r.output;
   const int64_t vocab = 32000 + added;
 
@@ -102,7 +99,7 @@ TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
   }
 
   // 4. The export loads in transformers with the merged tokenizer and runs on Chinese text.
-  testing::write_text(dir.path() / "zh.txt", "床前明月光，疑是地上霜。举头望明月，低头思故乡。\n");
+  testing::write_file(dir.path() / "zh.txt", "床前明月光，疑是地上霜。举头望明月，低头思故乡。\n");
   r = testing::run_command(python() + " " + script() + " run " + dir.str("hf1") + " " + dir.str("zh.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output.substr(r.output.rfind("{")));
@@ -130,7 +127,7 @@ TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
     curves.push_back(testing::read_metrics(run));
     // Per-parameter step counts: the embedding and head continue stage 1's 4 steps, the rest counted from 0.
     const auto state =
-        nlohmann::json::parse(testing::read_text(fs::path(run) / "checkpoints" / "step_00000008" / "trainer_state.json"));
+        nlohmann::json::parse(testing::read_file(fs::path(run) / "checkpoints" / "step_00000008" / "trainer_state.json"));
     const auto& steps = state.at("parameter_steps");
     EXPECT_EQ(steps.size(), 21u);
     for (const auto& [name, n] : steps.items()) {
@@ -151,7 +148,7 @@ TEST(ChineseContinuedPretraining, MergeStageOneStageTwoExport) {
 
 // One optimizer state tensor of a checkpoint, assembled from every rank's file.
 torch::Tensor saved_state(const fs::path& ckpt, const std::string& name, const std::string& kind) {
-  const auto m = nlohmann::json::parse(testing::read_text(ckpt / "manifest.json"));
+  const auto m = nlohmann::json::parse(testing::read_file(ckpt / "manifest.json"));
   torch::Tensor out;
   for (const auto& rank : m.at("ranks")) {
     for (const auto& s : rank.at("slices")) {

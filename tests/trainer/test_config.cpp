@@ -9,7 +9,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "test_util.h"
+#include "common/support.h"
 #include "model/param_count.h"
 #include "parallel/zero_optimizer.h"
 #include "trainer/memory_plan.h"
@@ -20,7 +20,7 @@ namespace pajama {
 namespace {
 
 using testing::TempDir;
-using testing::write_text;
+using testing::write_file;
 
 std::string configs_dir() { return testing::source_dir() + "/configs"; }
 
@@ -28,7 +28,7 @@ std::string configs_dir() { return testing::source_dir() + "/configs"; }
 std::string load_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   TempDir dir;
   const auto file = dir.path() / "c.yaml";
-  write_text(file, yaml);
+  write_file(file, yaml);
   try {
     load_train_config(file.string(), overrides);
   } catch (const ConfigError& e) {
@@ -70,7 +70,7 @@ TEST(Config, PresetShapesMatchPublishedTable) {
 TEST(Config, OverridesApplyWithTheSameChecks) {
   const std::string yaml = "train:\n  max_steps: 10\n";
   TempDir dir;
-  write_text(dir.path() / "c.yaml", yaml);
+  write_file(dir.path() / "c.yaml", yaml);
   const TrainConfig c = load_train_config((dir.path() / "c.yaml").string(),
                                           {"train.max_steps=7", "optim.betas=[0.8, 0.9]", "model.preset=tiny"});
   EXPECT_EQ(c.train.max_steps, 7);
@@ -120,7 +120,7 @@ TEST(Config, InvalidValueNamesKeyAndLine) {
 
 TEST(Config, PeakFlopsIsANumberOrAuto) {
   TempDir dir;
-  write_text(dir.path() / "c.yaml", "log:\n  peak_flops: auto\n");
+  write_file(dir.path() / "c.yaml", "log:\n  peak_flops: auto\n");
   EXPECT_EQ(load_train_config((dir.path() / "c.yaml").string(), {}).log.peak_flops, 0);
   const TrainConfig set = load_train_config((dir.path() / "c.yaml").string(), {"log.peak_flops=312.5e12"});
   EXPECT_EQ(set.log.peak_flops, 312.5e12);
@@ -186,7 +186,7 @@ TEST(Config, LenientParseReportsUnknownAndMistypedKeys) {
 TEST(ConfigCli, BadInputExitsNonZeroWithOneLine) {
   TempDir dir;
   const auto bad = dir.path() / "bad.yaml";
-  write_text(bad, "model:\n  preset: tiny\n  n_kv_heads: 3\n");
+  write_file(bad, "model:\n  preset: tiny\n  n_kv_heads: 3\n");
   const std::string exe = testing::pajama_exe();
   struct Case {
     std::string args;
@@ -209,7 +209,7 @@ TEST(ConfigCli, BadInputExitsNonZeroWithOneLine) {
 // train.trainable: `all`, or HF names and globs; the optimizer plans only what trains.
 TEST(Config, TrainableSelectsParametersByNameAndGlob) {
   TempDir dir;
-  write_text(dir.path() / "c.yaml", "model:\n  preset: llama-7b\n");
+  write_file(dir.path() / "c.yaml", "model:\n  preset: llama-7b\n");
   const std::string file = (dir.path() / "c.yaml").string();
   const TrainConfig all = load_train_config(file, {});
   EXPECT_EQ(all.train.trainable, std::vector<std::string>{"all"});

@@ -15,16 +15,16 @@
 #include "model/hf_checkpoint.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
-#include "test_util.h"
+#include "common/support.h"
 #include "trainer/train_config.h"
 
 namespace pajama {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::python;
 using testing::TempDir;
 
-std::string python() { return testing::env_or_fail("PAJAMA_PYTHON"); }
 std::string script() { return testing::source_dir() + "/tests/trainer/hf_roundtrip.py"; }
 std::string tiny() { return testing::source_dir() + "/configs/tiny.yaml"; }
 
@@ -34,7 +34,7 @@ void write_raw(const fs::path& p, const void* data, size_t bytes) {
 }
 
 std::vector<float> read_floats(const fs::path& p) {
-  const std::string bytes = testing::read_text(p);
+  const std::string bytes = testing::read_file(p);
   std::vector<float> v(bytes.size() / 4);
   std::memcpy(v.data(), bytes.data(), v.size() * 4);
   return v;
@@ -110,13 +110,13 @@ TEST(HfInterop, ConvertFollowsTheRunsDtypeAndTokenPolicy) {
   r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("hf"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("add_bos_token false, add_eos_token true"), std::string::npos) << r.output;
-  const auto config = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "config.json"));
+  const auto config = nlohmann::json::parse(testing::read_file(dir.path() / "hf" / "config.json"));
   EXPECT_EQ(config.at("torch_dtype"), "bfloat16");
   EXPECT_EQ(SafetensorsReader(dir.path() / "hf" / "model.safetensors").entry("lm_head.weight").dtype, "BF16");
-  const auto tok_cfg = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "tokenizer_config.json"));
+  const auto tok_cfg = nlohmann::json::parse(testing::read_file(dir.path() / "hf" / "tokenizer_config.json"));
   EXPECT_EQ(tok_cfg.at("add_bos_token"), false);
   EXPECT_EQ(tok_cfg.at("add_eos_token"), true);
-  const auto gen = nlohmann::json::parse(testing::read_text(dir.path() / "hf" / "generation_config.json"));
+  const auto gen = nlohmann::json::parse(testing::read_file(dir.path() / "hf" / "generation_config.json"));
   EXPECT_EQ(gen.at("bos_token_id"), 1);
   EXPECT_EQ(gen.at("eos_token_id"), 2);
 
@@ -133,7 +133,7 @@ TEST(HfInterop, ConvertFollowsTheRunsDtypeAndTokenPolicy) {
 
   r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("hf32") + " --dtype float32");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(nlohmann::json::parse(testing::read_text(dir.path() / "hf32" / "config.json")).at("torch_dtype"),
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir.path() / "hf32" / "config.json")).at("torch_dtype"),
             "float32");
   r = testing::run_command(exe + " convert --checkpoint " + run + " --to-hf " + dir.str("bad") + " --dtype int8");
   EXPECT_NE(r.exit_code, 0);
@@ -160,19 +160,14 @@ TEST(HfInterop, InitFromTransformersModelGivesTheSameFirstStepLoss) {
                            " --batch " + std::to_string(cfg.train.global_batch_size) + " --width " +
                            std::to_string(width));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // The loss is the last line (transformers may print warnings before it).
-  std::string last = r.output.substr(0, r.output.find_last_not_of("\n") + 1);
-  last = last.substr(last.find_last_of('\n') + 1);
-  const double hf_loss = std::stod(last);
+  const double hf_loss = testing::last_json_line(r.output).at("loss").get<double>();
 
   const std::string run = dir.str("run");
   r = testing::run_command(testing::pajama_exe() + " train --config " + tiny() + " --set run.output_dir=" + run +
                            " --set model.init_from=" + dir.str("hf") + " --set train.max_steps=5 --set log.every_steps=1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::istringstream in(testing::read_text(fs::path(run) / "metrics.jsonl"));
-  std::string line;
   std::vector<double> losses;
-  while (std::getline(in, line)) losses.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  for (const auto& m : testing::read_metrics(run)) losses.push_back(m.loss);
   ASSERT_EQ(losses.size(), 5u);
   EXPECT_NEAR(losses[0], hf_loss, 1e-4 * hf_loss) << "pajama " << losses[0] << " vs transformers " << hf_loss;
   EXPECT_LT(losses.back(), losses[0]) << "training continues from the imported weights";

@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "parallel/world.h"
 #include "trainer/trainer.h"
-#include "test_util.h"
+#include "common/support.h"
 
 namespace pajama {
 namespace {
@@ -195,7 +195,7 @@ TEST(LaunchE2E, TorchrunStyleProcessesRefuseBeforeAnyWork) {
   }
   for (int rank = 0; rank < 2; ++rank) {
     const int code = testing::wait_exit(pids[static_cast<size_t>(rank)]);
-    const std::string log = testing::read_text(dir.str("rank" + std::to_string(rank) + ".log"));
+    const std::string log = testing::read_file(dir.str("rank" + std::to_string(rank) + ".log"));
     EXPECT_EQ(code, 2) << log;
     EXPECT_NE(log.find("does not rendezvous through torchrun"), std::string::npos) << log;
     EXPECT_NE(log.find("mpirun -np 2 pajama train"), std::string::npos) << log;
@@ -245,7 +245,7 @@ class SlurmSbatch : public ::testing::Test {
  protected:
   void SetUp() override {
     fs::create_directories(bin_.path());
-    testing::write_text(bin_.path() / "srun", R"(#!/bin/sh
+    testing::write_file(bin_.path() / "srun", R"(#!/bin/sh
 echo "$@" >> "$FAKE_SLURM_LOG/srun.log"
 while [ $# -gt 0 ]; do case "$1" in -*) shift ;; *) break ;; esac; done
 export SLURM_STEP_ID=0 SLURM_PROCID=0 SLURM_LOCALID=0 SLURM_NTASKS=1 SLURM_NPROCS=1 SLURM_NNODES=1
@@ -260,7 +260,7 @@ if [ -n "${FAKE_SRUN_STOP_WHEN:-}" ]; then
 fi
 wait "$child"
 )");
-    testing::write_text(bin_.path() / "scontrol", R"(#!/bin/sh
+    testing::write_file(bin_.path() / "scontrol", R"(#!/bin/sh
 echo "$@" >> "$FAKE_SLURM_LOG/scontrol.log"
 case "$1" in
   show) echo node001 ;;
@@ -282,8 +282,8 @@ esac
                             sets;
     return testing::run_command(cmd);
   }
-  std::string scontrol_log() const { return testing::read_text(logs_.path() / "scontrol.log"); }
-  std::string srun_log() const { return testing::read_text(logs_.path() / "srun.log"); }
+  std::string scontrol_log() const { return testing::read_file(logs_.path() / "scontrol.log"); }
+  std::string srun_log() const { return testing::read_file(logs_.path() / "srun.log"); }
 
   TempDir bin_;
   TempDir logs_;
@@ -334,7 +334,7 @@ TEST_F(SlurmSbatch, FinishedOrFailedRunsAreNotRequeued) {
 // SLURM opens --output before the script runs, so a directory in it must already exist
 // where sbatch is called; and the script sets no variable only PyTorch reads.
 TEST(SlurmSbatchScript, OutputNeedsNoDirectoryAndNoPytorchVariables) {
-  std::istringstream in(testing::read_text(fs::path(testing::source_dir()) / "launch" / "slurm.sbatch"));
+  std::istringstream in(testing::read_file(fs::path(testing::source_dir()) / "launch" / "slurm.sbatch"));
   std::string line;
   int outputs = 0;
   while (std::getline(in, line)) {

@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "test_util.h"
+#include "common/support.h"
 
 namespace pajama {
 namespace {
@@ -46,18 +46,12 @@ std::string overrides(const Shape& s) {
 
 std::string config() { return testing::source_dir() + "/configs/125m.yaml"; }
 
-// "peak memory per rank: 1.21 GiB" -> MB (1e6 bytes, as metrics.jsonl)
+// `pajama info --json`'s planned peak per rank in MB (1e6 bytes, as metrics.jsonl).
 double planned_mb(const Shape& s) {
-  const auto r = testing::run_command(testing::pajama_exe() + " info --config " + config() + " --ranks " +
+  const auto r = testing::run_command(testing::pajama_exe() + " info --json --config " + config() + " --ranks " +
                                       std::to_string(s.ranks) + overrides(s));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  const std::string key = "\npeak memory per rank: ";
-  const auto at = r.output.find(key);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "no peak line in\n" << r.output;
-    return 0;
-  }
-  return std::stod(r.output.substr(at + key.size())) * 1024.0 * 1024.0 * 1024.0 / 1e6;
+  return testing::last_json_line(r.output).at("memory").at("peak_bytes").get<double>() / 1e6;
 }
 
 struct Measured {
@@ -80,14 +74,10 @@ Measured train(const Shape& s, const TempDir& dir, const std::string& env = "") 
   const auto r = testing::run_command(launcher + testing::pajama_exe() + " train --config " + config() + overrides(s) +
                                       " --set run.output_dir=" + run);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  std::istringstream in(testing::read_text(std::filesystem::path(run) / "metrics.jsonl"));
-  std::string line;
   Measured m;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    m.peak_mb = j.at("peak_memory_mb").get<double>();
-    m.loss = j.at("loss").get<double>();
+  for (const auto& rec : testing::read_metrics(run)) {
+    m.peak_mb = rec.json.at("peak_memory_mb").get<double>();
+    m.loss = rec.loss;
   }
   EXPECT_GT(m.peak_mb, 0) << r.output;
   return m;

@@ -10,7 +10,7 @@
 #include <regex>
 #include <sstream>
 
-#include "test_util.h"
+#include "common/support.h"
 
 namespace pajama {
 namespace {
@@ -74,7 +74,7 @@ TEST(TrainE2E, TinyLossCurveMatchesTheGoldenValues) {
     out << " ]}\n";
     FAIL() << "rewrote " << golden << "; commit it with the reason the numerics changed";
   }
-  const auto j = nlohmann::json::parse(testing::read_text(golden));
+  const auto j = nlohmann::json::parse(testing::read_file(golden));
   ASSERT_EQ(j.at("steps").size(), m.size()) << golden;
   for (size_t i = 0; i < m.size(); ++i) {
     const auto& g = j["steps"][i];
@@ -119,10 +119,13 @@ TEST(TrainE2E, SameLossOnOneTwoAndFourRanksAndEveryZeroStage) {
         const auto at = r.output.find("partition ");
         ASSERT_NE(at, std::string::npos) << r.output;
         const std::string partition = r.output.substr(at + 10, r.output.find(',', at) - at - 10);
-        const auto info = testing::run_command(testing::pajama_exe() + " info --config " + testing::source_dir() +
+        const auto info = testing::run_command(testing::pajama_exe() + " info --json --config " +
+                                               testing::source_dir() +
                                                "/configs/tiny.yaml --set model.vocab_size=4097 --ranks " +
                                                std::to_string(np));
-        EXPECT_NE(info.output.find("partition: " + partition + " elements per rank"), std::string::npos)
+        ASSERT_EQ(info.exit_code, 0) << info.output;
+        EXPECT_EQ(std::to_string(testing::last_json_line(info.output).at("memory").at("partition_numel").get<int64_t>()),
+                  partition)
             << "optimizer partition " << partition << "\n" << info.output;
       }
     }
@@ -191,7 +194,7 @@ struct JsonRecords {
 };
 JsonRecords read_jsonl(const std::filesystem::path& p) {
   JsonRecords out;
-  std::istringstream in(testing::read_text(p));
+  std::istringstream in(testing::read_file(p));
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty()) out.lines.push_back(nlohmann::json::parse(line));
@@ -338,7 +341,7 @@ TEST(TrainE2E, ResumedRunShowsEveryStepOnceInMetricsAndTensorBoard) {
   for (const auto& e : read_jsonl(std::filesystem::path(run) / "eval.jsonl").lines) eval_steps.push_back(e.at("step"));
   EXPECT_EQ(eval_steps, (std::vector<int64_t>{2, 4, 6, 8}));
 
-  r = testing::run_command(testing::env_or_fail("PAJAMA_PYTHON") + " " + testing::source_dir() +
+  r = testing::run_command(testing::python() + " " + testing::source_dir() +
                            "/tests/trainer/tb_read.py " + run + "/tb");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto tb = nlohmann::json::parse(r.output.substr(r.output.find('{')));
