@@ -3,18 +3,18 @@
 //   what was handed to it (operation, dtype, elements, bytes), so a test can state the
 //   traffic a ZeRO stage must produce without trusting the communicator's own count;
 // - CpuAllocations hooks c10's CPU allocator reporting (the profiler's memory hook) and
-//   sums the bytes allocated and freed while it is installed on this thread: live bytes
-//   and their peak, as the allocator saw them.
+//   sums the bytes allocated (and freed again) while it is installed on this thread:
+//   live bytes, as the allocator saw them.
 #pragma once
 
 #include <c10/core/Allocator.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "parallel/communicator.h"
@@ -91,27 +91,31 @@ class RecordingCommunicator final : public Communicator {
   std::vector<CommCall> calls_;
 };
 
-// Bytes of CPU tensor storage allocated (and not yet freed) since install, and the
-// peak of that, from c10's allocator reporting on this thread. Frees of blocks
-// allocated before install are not reported, so they do not count.
+// Bytes of CPU tensor storage allocated (and not yet freed) since install, from c10's
+// allocator reporting on this thread. Only blocks allocated
+// while installed count: c10 also reports frees of blocks it saw allocated under an
+// earlier hook (its table is process-wide), and those are ignored here.
 class CpuAllocations {
  public:
   CpuAllocations() : stats_(std::make_shared<Stats>()), guard_(c10::DebugInfoKind::PROFILER_STATE, stats_) {}
   int64_t live() const { return stats_->live; }
-  int64_t peak() const { return stats_->peak; }
-  void reset_peak() { stats_->peak = stats_->live; }
 
  private:
   struct Stats final : c10::MemoryReportingInfoBase {
-    void reportMemoryUsage(void* /*ptr*/, int64_t alloc_size, size_t /*total_allocated*/, size_t /*total_reserved*/,
+    void reportMemoryUsage(void* ptr, int64_t alloc_size, size_t /*total_allocated*/, size_t /*total_reserved*/,
                            c10::Device device) override {
       if (!device.is_cpu()) return;
-      live += alloc_size;
-      peak = std::max(peak, live);
+      if (alloc_size > 0) {
+        sizes[ptr] = alloc_size;
+        live += alloc_size;
+      } else if (auto it = sizes.find(ptr); it != sizes.end()) {
+        live -= it->second;
+        sizes.erase(it);
+      }
     }
     bool memoryProfilingEnabled() const override { return true; }
+    std::unordered_map<void*, int64_t> sizes;
     int64_t live = 0;
-    int64_t peak = 0;
   };
   std::shared_ptr<Stats> stats_;
   c10::DebugInfoGuard guard_;
