@@ -19,23 +19,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Field numbers of sentencepiece_model.proto used here.
-constexpr uint32_t kModelPieces = 1;
-constexpr uint32_t kModelTrainerSpec = 2;
-constexpr uint32_t kModelNormalizerSpec = 3;
-constexpr uint32_t kModelSelfTestData = 4;
-constexpr uint32_t kModelDenormalizerSpec = 5;
-constexpr uint32_t kPiecePiece = 1;
-constexpr uint32_t kPieceScore = 2;
-constexpr uint32_t kPieceType = 3;
-constexpr uint32_t kTrainerModelType = 3;
-constexpr uint32_t kTrainerVocabSize = 4;
-constexpr uint32_t kNormalizerName = 1;
-
-constexpr int kTypeNormal = 1;
-constexpr int kTypeUserDefined = 4;
-constexpr uint64_t kModelTypeUnigram = 1;  // TrainerSpec's default
-constexpr uint64_t kModelTypeBpe = 2;
+// Field numbers of sentencepiece_model.proto used here, one enum per message.
+enum ModelProtoField : uint32_t {
+  kModelPieces = 1, kModelTrainerSpec = 2, kModelNormalizerSpec = 3, kModelSelfTestData = 4, kModelDenormalizerSpec = 5
+};
+enum SentencePieceField : uint32_t { kPiecePiece = 1, kPieceScore = 2, kPieceType = 3 };
+enum TrainerSpecField : uint32_t { kTrainerModelType = 3, kTrainerVocabSize = 4 };
+enum NormalizerSpecField : uint32_t { kNormalizerName = 1 };
+// Values of SentencePiece.Type and TrainerSpec.ModelType (UNIGRAM is TrainerSpec's default).
+enum PieceType : int { kTypeNormal = 1, kTypeUserDefined = 4 };
+enum ModelType : uint64_t { kModelTypeUnigram = 1, kModelTypeBpe = 2 };
 
 using protobuf::put_fixed_field;
 using protobuf::put_len_field;
