@@ -36,9 +36,7 @@ class VectorSentenceIterator : public sentencepiece::SentenceIterator {
   size_t i_ = 0;
 };
 
-}  // namespace
-
-TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
+void check_options(const TokenizerTrainOptions& o) {
   PAJAMA_CHECK_AS(ConfigError, !o.inputs.empty(), "tokenizer train: no --input given");
   PAJAMA_CHECK_AS(ConfigError, !o.output_prefix.empty(), "tokenizer train: --output is required");
   PAJAMA_CHECK_AS(ConfigError, o.vocab_size >= 300, "tokenizer train: --vocab-size ", o.vocab_size,
@@ -46,8 +44,10 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
   PAJAMA_CHECK_AS(ConfigError, o.model_type == "bpe" || o.model_type == "unigram",
                   "tokenizer train: --model-type must be bpe or unigram, got ", o.model_type);
   PAJAMA_CHECK_AS(ConfigError, o.max_sentences > 0, "tokenizer train: --max-sentences must be positive");
-  const auto files = expand_corpus_inputs(o.inputs);
-  // The output's directory exists before minutes of training, or the run fails now.
+}
+
+// The output's directory exists before minutes of training, or the run fails now.
+void create_output_dir(const TokenizerTrainOptions& o) {
   const std::filesystem::path parent = std::filesystem::path(o.output_prefix).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -55,11 +55,15 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
     PAJAMA_CHECK_AS(ConfigError, !ec, "tokenizer train: cannot create the --output directory ", parent.string(), ": ",
                     ec.message());
   }
+}
 
-  TokenizerTrainStats stats;
+// A uniform sample of at most max_sentences non-empty lines of every document (Algorithm R:
+// the i-th line replaces a random slot with probability k/i). A fixed, platform-independent
+// generator, so the sample (and hence the tokenizer) is the same on every machine for the
+// same inputs and seed. Counts documents, malformed records and lines into `stats`.
+std::vector<std::string> sample_lines(const TokenizerTrainOptions& o, const std::vector<std::string>& files,
+                                      TokenizerTrainStats& stats) {
   std::vector<std::string> reservoir;
-  // A fixed, platform-independent generator so the reservoir (and hence the tokenizer)
-  // is the same on every machine for the same inputs and seed.
   SplitMix64 rng(o.seed);
   RawRecord rec;
   std::string text;
@@ -78,7 +82,6 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
         std::string_view line(text.data() + start, nl - start);
         start = nl + 1;
         if (line.empty()) continue;
-        // Algorithm R: the i-th line replaces a random slot with probability k/i.
         const auto seen = static_cast<uint64_t>(stats.sentences_seen++);
         if (reservoir.size() < static_cast<size_t>(o.max_sentences)) {
           reservoir.emplace_back(line);
@@ -89,12 +92,12 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
       }
     }
   }
-  PAJAMA_CHECK_AS(DataError, !reservoir.empty(), "tokenizer train: the inputs hold no usable text (",
-                  stats.skipped, " malformed records skipped); check --text-key");
-  stats.sentences_used = static_cast<int64_t>(reservoir.size());
+  return reservoir;
+}
 
-  const int threads = o.num_threads > 0 ? o.num_threads : std::max(1u, std::thread::hardware_concurrency());
-  std::unordered_map<std::string, std::string> args = {
+// SentencePiece's trainer arguments: LLaMA's recipe (docs/DATA.md).
+std::unordered_map<std::string, std::string> llama_recipe(const TokenizerTrainOptions& o, int threads) {
+  return {
       {"model_type", o.model_type},
       {"vocab_size", std::to_string(o.vocab_size)},
       {"character_coverage", std::to_string(o.character_coverage)},
@@ -116,23 +119,23 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
       {"minloglevel", "2"},
       {"model_prefix", ""},
   };
-  VectorSentenceIterator it(reservoir);
+}
+
+// Trains on `lines` and returns the serialized model. SentencePiece trains silently (its
+// own log is muted): a thread says every 15 s that it still does.
+std::string train_with_progress(const std::unordered_map<std::string, std::string>& args,
+                                const std::vector<std::string>& lines) {
+  VectorSentenceIterator it(lines);
   std::string model;
-  // SentencePiece trains silently (its own log is muted): say what runs and, every 15 s,
-  // that it still does.
-  log_info("tokenizer train: ", o.model_type, " on ", reservoir.size(), " of ", stats.sentences_seen, " lines (",
-           stats.documents, " documents), vocabulary ", o.vocab_size, ", ", threads, " thread(s)");
   const auto start = std::chrono::steady_clock::now();
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   std::mutex mu;
   std::condition_variable cv;
   bool finished = false;
   std::thread progress([&] {
     std::unique_lock<std::mutex> lock(mu);
     while (!cv.wait_for(lock, std::chrono::seconds(15), [&] { return finished; })) {
-      log_info("tokenizer train: still training (", static_cast<int>(std::chrono::duration<double>(
-                                                          std::chrono::steady_clock::now() - start)
-                                                          .count()),
-               " s)");
+      log_info("tokenizer train: still training (", static_cast<int>(elapsed()), " s)");
     }
   });
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
@@ -142,9 +145,27 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
   }
   cv.notify_all();
   progress.join();
-  log_info("tokenizer train: trained in ",
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s");
+  log_info("tokenizer train: trained in ", elapsed(), " s");
   PAJAMA_CHECK_AS(DataError, status.ok(), "tokenizer train: SentencePiece failed: ", status.ToString());
+  return model;
+}
+
+}  // namespace
+
+TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
+  check_options(o);
+  const auto files = expand_corpus_inputs(o.inputs);
+  create_output_dir(o);
+  TokenizerTrainStats stats;
+  const std::vector<std::string> lines = sample_lines(o, files, stats);
+  PAJAMA_CHECK_AS(DataError, !lines.empty(), "tokenizer train: the inputs hold no usable text (", stats.skipped,
+                  " malformed records skipped); check --text-key");
+  stats.sentences_used = static_cast<int64_t>(lines.size());
+
+  const int threads = o.num_threads > 0 ? o.num_threads : std::max(1u, std::thread::hardware_concurrency());
+  log_info("tokenizer train: ", o.model_type, " on ", lines.size(), " of ", stats.sentences_seen, " lines (",
+           stats.documents, " documents), vocabulary ", o.vocab_size, ", ", threads, " thread(s)");
+  const std::string model = train_with_progress(llama_recipe(o, threads), lines);
 
   sentencepiece::SentencePieceProcessor sp;
   const auto load = sp.LoadFromSerializedProto(model);

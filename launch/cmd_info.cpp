@@ -34,6 +34,39 @@ std::string planned_dtype(const pajama::TrainConfig& cfg) {
 
 bool planned_device_is_gpu(const pajama::TrainConfig& cfg) { return cfg.train.device != "cpu"; }
 
+void print_checkpoint_plan(const pajama::TrainConfig& cfg, int64_t n, const std::string& dtype) {
+  const pajama::CheckpointPlan ck = pajama::plan_checkpoint(cfg, n, dtype);
+  const auto gib = [](int64_t b) { return pajama::format_gib(static_cast<double>(b)); };
+  std::printf("checkpoint: %s each (model %s %s, optimizer %s: fp32 master + AdamW moments)\n",
+              gib(ck.checkpoint_bytes).c_str(), gib(ck.model_bytes).c_str(), dtype.c_str(),
+              gib(ck.optimizer_bytes).c_str());
+  if (ck.kept > 0) {
+    std::printf("  on disk with checkpoint.keep_last %" PRId64 ": %s%s\n", ck.kept,
+                gib(ck.kept * ck.checkpoint_bytes).c_str(),
+                cfg.checkpoint.keep_every > 0 ? " (plus every checkpoint.keep_every-th step)" : "");
+  } else {
+    std::printf("  on disk: every checkpoint is kept (checkpoint.keep_last 0)\n");
+  }
+  if (cfg.checkpoint.async) {
+    std::printf("  async save snapshot, host memory%s: rank 0 %s, other ranks %s\n",
+                planned_device_is_gpu(cfg) ? " (pinned)" : "", gib(ck.snapshot_rank0_bytes).c_str(),
+                gib(ck.snapshot_rank_bytes).c_str());
+  } else {
+    std::printf("  saves write in the foreground (checkpoint.async false): no snapshot memory\n");
+  }
+}
+
+void print_fit(const pajama::TrainConfig& cfg, int64_t n, const std::string& dtype, const pajama::MemoryPlan& plan,
+               double device_memory_gib) {
+  const auto device = static_cast<int64_t>(device_memory_gib * 1024.0 * 1024.0 * 1024.0);
+  const pajama::FitAdvice advice = pajama::advise_fit(cfg, n, dtype, device);
+  std::printf("fits: %s (%s of %s)\n", advice.fits ? "yes" : "no",
+              pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str(),
+              pajama::format_gib(static_cast<double>(device)).c_str());
+  if (!advice.reason.empty()) std::printf("  why: %s\n", advice.reason.c_str());
+  for (const auto& r : advice.remedies) std::printf("  would fit with: %s\n", r.c_str());
+}
+
 void print_json(const pajama::TrainConfig& cfg, int64_t ranks, const std::string& dtype, const InfoOptions& o) {
   const pajama::LlamaConfig& m = cfg.model.llama;
   const int64_t trainable = pajama::trainable_numel(cfg);
@@ -124,34 +157,8 @@ void run_info(const InfoOptions& o) {
                 t.detail.c_str());
   }
   std::printf("peak memory per rank: %s\n", pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str());
-  const pajama::CheckpointPlan ck = pajama::plan_checkpoint(cfg, n, dtype);
-  const auto gib = [](int64_t b) { return pajama::format_gib(static_cast<double>(b)); };
-  std::printf("checkpoint: %s each (model %s %s, optimizer %s: fp32 master + AdamW moments)\n",
-              gib(ck.checkpoint_bytes).c_str(), gib(ck.model_bytes).c_str(), dtype.c_str(),
-              gib(ck.optimizer_bytes).c_str());
-  if (ck.kept > 0) {
-    std::printf("  on disk with checkpoint.keep_last %" PRId64 ": %s%s\n", ck.kept,
-                gib(ck.kept * ck.checkpoint_bytes).c_str(),
-                cfg.checkpoint.keep_every > 0 ? " (plus every checkpoint.keep_every-th step)" : "");
-  } else {
-    std::printf("  on disk: every checkpoint is kept (checkpoint.keep_last 0)\n");
-  }
-  if (cfg.checkpoint.async) {
-    std::printf("  async save snapshot, host memory%s: rank 0 %s, other ranks %s\n",
-                planned_device_is_gpu(cfg) ? " (pinned)" : "", gib(ck.snapshot_rank0_bytes).c_str(),
-                gib(ck.snapshot_rank_bytes).c_str());
-  } else {
-    std::printf("  saves write in the foreground (checkpoint.async false): no snapshot memory\n");
-  }
-  if (o.device_memory_gib > 0) {
-    const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
-    const pajama::FitAdvice advice = pajama::advise_fit(cfg, n, dtype, device);
-    std::printf("fits: %s (%s of %s)\n", advice.fits ? "yes" : "no",
-                pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str(),
-                pajama::format_gib(static_cast<double>(device)).c_str());
-    if (!advice.reason.empty()) std::printf("  why: %s\n", advice.reason.c_str());
-    for (const auto& r : advice.remedies) std::printf("  would fit with: %s\n", r.c_str());
-  }
+  print_checkpoint_plan(cfg, n, dtype);
+  if (o.device_memory_gib > 0) print_fit(cfg, n, dtype, plan, o.device_memory_gib);
 }
 
 void register_info(CLI::App& app) {
