@@ -251,6 +251,9 @@ fs::path resolve_checkpoint_dir(const fs::path& p) {
     PAJAMA_CHECK_AS(CheckpointError, !ec, "cannot look up ", path.string(), ": ", ec.message());
     return yes;
   };
+  // A path that is not there is a command-line error (exit 2), as prepare's missing input.
+  PAJAMA_CHECK_AS(ConfigError, exists(p), p.string(),
+                  ": no such checkpoint or run directory; pass a step_N directory or a run's output_dir");
   if (exists(p / "manifest.json")) return p;
   for (const fs::path& dir : {p / "checkpoints", p}) {
     if (exists(dir / "latest")) {

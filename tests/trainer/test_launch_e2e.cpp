@@ -229,7 +229,12 @@ TEST(LaunchE2E, CommandLineErrorsExitTwoAndHelpExitsZero) {
   };
   for (const Case& c : {Case{"train", 2, "--config"}, Case{"nosuchcommand", 2, "nosuchcommand"}, Case{"", 2, ""},
                         Case{"train --config x.yaml --no-such-option", 2, "--no-such-option"},
-                        Case{"info --ranks notanumber --config x.yaml", 2, "notanumber"}, Case{"--help", 0, "train"},
+                        Case{"info --ranks notanumber --config x.yaml", 2, "notanumber"},
+                        Case{"convert --checkpoint /nonexistent/run --to-hf /nonexistent/out", 2, "/nonexistent/run"},
+                        Case{"generate --checkpoint /nonexistent/run --prompt-ids 1", 2, "/nonexistent/run"},
+                        Case{"eval --checkpoint /nonexistent/run --input " + testing::source_dir() + "/CMakeLists.txt", 2,
+                             "/nonexistent/run"},
+                        Case{"--help", 0, "train"},
                         Case{"train --help", 0, "--config"}, Case{"--version", 0, "pajama"}}) {
     const auto r = testing::run_command(exe + " " + c.args);
     EXPECT_EQ(r.exit_code, c.code) << "pajama " << c.args << "\n" << r.output;
