@@ -48,68 +48,100 @@ std::string format_gib(double bytes) {
   return buf;
 }
 
+namespace {
+
+// The sizes the plan's terms are made of, for one rank.
+struct PlanSizes {
+  int64_t e = 4;        // bytes per parameter and activation element (dtype)
+  int64_t rb = 4;       // bytes per reduced gradient element (zero.reduce_dtype)
+  int64_t p = 0;        // trainable parameters: the optimizer's flat buffer holds these
+  int64_t frozen = 0;   // the others (train.trainable): weights alone
+  int64_t part = 0;     // this rank's partition
+  int64_t padded = 0;   // the flat buffer, padded to split evenly
+  int64_t own = 0;      // elements this rank updates
+  bool buckets = false; // stage 2 on several ranks: gradients reduced through buckets
+};
+
+void add_term(MemoryPlan& plan, const std::string& name, const std::string& detail, int64_t bytes) {
+  plan.terms.push_back(MemoryTerm{name, detail, bytes});
+}
+
+// What is held all step: weights, gradients, master weights, optimizer state.
+void add_static_terms(MemoryPlan& plan, const PlanSizes& z) {
+  const std::string& dtype = plan.dtype;
+  add_term(plan, "weights",
+           z.frozen == 0 ? str(dtype, ", replicated, ", elements(z.padded), " elements")
+                         : str(dtype, ", replicated, ", elements(z.padded), " trainable + ", elements(z.frozen),
+                               " frozen elements"),
+           z.e * (z.padded + z.frozen));
+  plan.weights_bytes = z.e * (z.padded + z.frozen);
+  add_term(plan, "gradients",
+           z.buckets ? str("fp32 partition of ", elements(z.part)) : str("fp32, all ", elements(z.padded), " elements"),
+           4 * (z.buckets ? z.part : z.padded));
+  add_term(plan, "master weights",
+           z.e == 4 ? std::string("none: fp32 parameters are their own master") : str("fp32, ", elements(z.own), " elements"),
+           z.e == 4 ? 0 : 4 * z.own);
+  add_term(plan, "optimizer state", str("AdamW exp_avg + exp_avg_sq, fp32, ", elements(z.own), " elements each"),
+           8 * z.own);
+}
+
+// Transients of the backward phase: activations (their estimate includes the
+// parameter-sized gradients on their way to the fp32 accumulator), the loss, buckets and,
+// on CPU ranks, MPI's temporaries.
+void add_backward_terms(MemoryPlan& plan, const TrainConfig& cfg, const PlanSizes& z) {
+  const LlamaConfig& m = cfg.model.llama;
+  const TrainingOptions opts = training_options(cfg.train);
+  const ActivationMemory act = estimate_activation_memory(m, opts, cfg.train.micro_batch_size, cfg.train.seq_len, z.e);
+  add_term(plan, "activations",
+           str("micro-batch ", cfg.train.micro_batch_size, " x ", cfg.train.seq_len, " tokens, checkpointing ",
+               to_string(opts.checkpointing), "; saved ", format_gib(static_cast<double>(act.saved_bytes)),
+               ", backward transient ", format_gib(static_cast<double>(act.backward_peak_bytes))),
+           act.saved_bytes + act.backward_peak_bytes);
+  add_term(plan, "loss chunk",
+           str(std::min(opts.loss_chunk_tokens, cfg.train.micro_batch_size * cfg.train.seq_len), " tokens x ",
+               m.vocab_size, " vocabulary, beyond what backward holds"),
+           std::max<int64_t>(0, act.loss_bytes - act.backward_peak_bytes));
+  const int64_t bucket = z.buckets ? zero_bucket_numel(cfg.zero.reduce_bucket_size, z.p, plan.ranks) : 0;
+  add_term(plan, "communication buckets",
+           z.buckets ? str(kOpenBuckets, " x ", elements(bucket), " elements in ", cfg.zero.reduce_dtype)
+                     : std::string("none: gradients are reduced from the fp32 buffer in place"),
+           z.buckets ? kOpenBuckets * bucket * z.rb : 0);
+  // MPI (CPU ranks): OpenMPI's non-blocking collectives stage a message in temporaries of
+  // about twice its size; the largest message is one bucket (stage 2) or one all-reduce
+  // chunk of reduce_bucket_size elements (stages 0/1). NCCL reduces in place.
+  if (plan.ranks > 1 && cfg.train.device == "cpu") {
+    const int64_t message =
+        z.buckets ? bucket * z.rb
+                  : std::min(zero_bucket_numel(cfg.zero.reduce_bucket_size, z.p, plan.ranks) * z.rb, 4 * z.padded);
+    add_term(plan, "MPI temporaries", str("2 x the largest message (", format_gib(static_cast<double>(message)), ")"),
+             2 * message);
+  }
+}
+
+}  // namespace
+
 MemoryPlan plan_memory(const TrainConfig& cfg, int64_t ranks, const std::string& dtype) {
   PAJAMA_CHECK_AS(ConfigError, ranks >= 1, "the memory plan needs at least one rank, got ", ranks);
   PAJAMA_CHECK_AS(ConfigError, dtype == "fp32" || dtype == "bf16", "the memory plan needs dtype fp32 or bf16, got '",
                   dtype, "'");
-  const LlamaConfig& m = cfg.model.llama;
-  const int64_t e = dtype == "bf16" ? 2 : 4;
-  const int64_t rb = cfg.zero.reduce_dtype == "bf16" ? 2 : 4;
-  // The optimizer (flat buffer, gradients, master, state) holds the trainable parameters;
-  // frozen ones (train.trainable) are weights alone.
-  const int64_t all = count_parameters(m), p = trainable_numel(cfg), frozen = all - p;
-  const int64_t part = zero_partition_numel(p, ranks), padded = part * ranks;
-  const int64_t stage = cfg.zero.stage;
-  const int64_t own = stage == 0 ? padded : part;
-  const bool buckets = stage == 2 && ranks > 1;
+  PlanSizes z;
+  z.e = dtype == "bf16" ? 2 : 4;
+  z.rb = cfg.zero.reduce_dtype == "bf16" ? 2 : 4;
+  z.p = trainable_numel(cfg);
+  z.frozen = count_parameters(cfg.model.llama) - z.p;
+  z.part = zero_partition_numel(z.p, ranks);
+  z.padded = z.part * ranks;
+  z.own = cfg.zero.stage == 0 ? z.padded : z.part;
+  z.buckets = cfg.zero.stage == 2 && ranks > 1;
 
   MemoryPlan plan;
   plan.ranks = ranks;
-  plan.stage = stage;
+  plan.stage = cfg.zero.stage;
   plan.dtype = dtype;
-  auto add = [&](const std::string& name, const std::string& detail, int64_t bytes) {
-    plan.terms.push_back(MemoryTerm{name, detail, bytes});
-  };
-  add("weights",
-      frozen == 0 ? str(dtype, ", replicated, ", elements(padded), " elements")
-                  : str(dtype, ", replicated, ", elements(padded), " trainable + ", elements(frozen), " frozen elements"),
-      e * (padded + frozen));
-  plan.weights_bytes = e * (padded + frozen);
-  add("gradients", buckets ? str("fp32 partition of ", elements(part)) : str("fp32, all ", elements(padded), " elements"),
-      4 * (buckets ? part : padded));
-  add("master weights",
-      e == 4 ? std::string("none: fp32 parameters are their own master") : str("fp32, ", elements(own), " elements"),
-      e == 4 ? 0 : 4 * own);
-  add("optimizer state", str("AdamW exp_avg + exp_avg_sq, fp32, ", elements(own), " elements each"), 8 * own);
+  add_static_terms(plan, z);
   for (const auto& t : plan.terms) plan.static_bytes += t.bytes;
   const size_t first_transient = plan.terms.size();
-
-  // Transients of the backward phase: activations (their estimate includes the
-  // parameter-sized gradients on their way to the fp32 accumulator), the loss, buckets.
-  const TrainingOptions opts = training_options(cfg.train);
-  const ActivationMemory act =
-      estimate_activation_memory(m, opts, cfg.train.micro_batch_size, cfg.train.seq_len, e);
-  add("activations", str("micro-batch ", cfg.train.micro_batch_size, " x ", cfg.train.seq_len, " tokens, checkpointing ",
-                         to_string(opts.checkpointing), "; saved ", format_gib(static_cast<double>(act.saved_bytes)),
-                         ", backward transient ", format_gib(static_cast<double>(act.backward_peak_bytes))),
-      act.saved_bytes + act.backward_peak_bytes);
-  add("loss chunk", str(std::min(opts.loss_chunk_tokens, cfg.train.micro_batch_size * cfg.train.seq_len),
-                        " tokens x ", m.vocab_size, " vocabulary, beyond what backward holds"),
-      std::max<int64_t>(0, act.loss_bytes - act.backward_peak_bytes));
-  const int64_t bucket = buckets ? zero_bucket_numel(cfg.zero.reduce_bucket_size, p, ranks) : 0;
-  add("communication buckets",
-      buckets ? str(kOpenBuckets, " x ", elements(bucket), " elements in ", cfg.zero.reduce_dtype)
-              : std::string("none: gradients are reduced from the fp32 buffer in place"),
-      buckets ? kOpenBuckets * bucket * rb : 0);
-  // MPI (CPU ranks): OpenMPI's non-blocking collectives stage a message in temporaries of
-  // about twice its size; the largest message is one bucket (stage 2) or one all-reduce
-  // chunk of reduce_bucket_size elements (stages 0/1). NCCL reduces in place.
-  if (ranks > 1 && cfg.train.device == "cpu") {
-    const int64_t message = buckets ? bucket * rb : std::min(zero_bucket_numel(cfg.zero.reduce_bucket_size, p, ranks) * rb,
-                                                             4 * padded);
-    add("MPI temporaries", str("2 x the largest message (", format_gib(static_cast<double>(message)), ")"),
-        2 * message);
-  }
+  add_backward_terms(plan, cfg, z);
   int64_t backward = 0;
   for (size_t i = first_transient; i < plan.terms.size(); ++i) backward += plan.terms[i].bytes;
   // The optimizer step runs after the activations are freed; its temporaries (one
