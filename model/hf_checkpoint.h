@@ -19,6 +19,11 @@
 
 namespace pajama {
 
+// The weight files of a Hugging Face safetensors checkpoint: one file, or shards named by
+// an index.
+inline constexpr const char* kHfSingleFile = "model.safetensors";
+inline constexpr const char* kHfIndexFile = "model.safetensors.index.json";
+
 // Maps config.json onto LlamaConfig: hidden_size, intermediate_size, num_hidden_layers,
 // num_attention_heads, num_key_value_heads (null -> heads), rms_norm_eps,
 // max_position_embeddings, rope_theta (top level or rope_parameters.rope_theta),
