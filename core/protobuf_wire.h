@@ -1,6 +1,7 @@
-// Protocol Buffers' wire format, the writing half pajama needs without the protobuf
-// library: SentencePiece's ModelProto (data/tokenizer_merge) and TensorBoard's Event
-// records (trainer/tensorboard_writer). A field is a tag (number << 3 | wire type, a
+// Protocol Buffers' wire format, what pajama needs of it without the protobuf library:
+// writing SentencePiece's ModelProto (data/tokenizer_merge) and TensorBoard's Event
+// records (trainer/tensorboard_writer), and reading a message's fields in order
+// (WireReader: SentencePiece models). A field is a tag (number << 3 | wire type, a
 // varint) and its value: a varint, 4 or 8 little-endian bytes, or a length-prefixed
 // run of bytes (strings and nested messages).
 #pragma once
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 namespace pajama::protobuf {
 
@@ -58,5 +60,45 @@ inline void put_len_field(std::string& out, uint32_t number, std::string_view pa
   put_varint(out, payload.size());
   out.append(payload);
 }
+
+// ---- reading ----------------------------------------------------------------------
+
+// One field of a message as stored.
+struct Field {
+  uint32_t number = 0;
+  Wire wire = Wire::kVarint;
+  uint64_t varint = 0;       // kVarint: the value
+  std::string_view payload;  // kLen: the bytes; kI32/kI64: the 4 or 8 bytes
+  std::string_view raw;      // the whole record, tag included (copied verbatim on output)
+  size_t offset = 0;         // of the tag in the file
+};
+
+const char* wire_name(Wire w);
+
+// Reads the fields of one message in order; a malformed field is a DataError naming
+// `where` (the file, and the message) and the byte offset in the file (`base_offset` is
+// the message's position in it). Groups (wire types 3 and 4) are refused.
+class WireReader {
+ public:
+  WireReader(std::string_view data, std::string where, size_t base_offset)
+      : data_(data), where_(std::move(where)), base_(base_offset) {}
+
+  // The next field into `f`; false at the end of the message.
+  bool next(Field& f);
+  // Where the payload of `f` (a kLen field read by this reader) starts in the file.
+  size_t payload_offset(const Field& f) const { return base_ + static_cast<size_t>(f.payload.data() - data_.data()); }
+
+ private:
+  uint64_t varint();
+  void need(uint64_t n, const Field& f) const;
+
+  std::string_view data_;
+  std::string where_;
+  size_t base_ = 0;
+  size_t pos_ = 0;
+};
+
+// DataError unless `f` has wire type `want`; `name` is the field's name in the schema.
+void expect_wire(const Field& f, Wire want, const std::string& where, const char* name);
 
 }  // namespace pajama::protobuf

@@ -30,117 +30,13 @@ enum NormalizerSpecField : uint32_t { kNormalizerName = 1 };
 enum PieceType : int { kTypeNormal = 1, kTypeUserDefined = 4 };
 enum ModelType : uint64_t { kModelTypeUnigram = 1, kModelTypeBpe = 2 };
 
+using protobuf::expect_wire;
+using protobuf::Field;
 using protobuf::put_fixed_field;
 using protobuf::put_len_field;
 using protobuf::put_varint_field;
 using protobuf::Wire;
-
-const char* wire_name(Wire w) {
-  switch (w) {
-    case Wire::kVarint: return "varint";
-    case Wire::kI64: return "64-bit";
-    case Wire::kLen: return "length-delimited";
-    case Wire::kI32: return "32-bit";
-  }
-  return "?";
-}
-
-// One field of a message as stored.
-struct Field {
-  uint32_t number = 0;
-  Wire wire = Wire::kVarint;
-  uint64_t varint = 0;       // kVarint: the value
-  std::string_view payload;  // kLen: the bytes; kI32/kI64: the 4 or 8 bytes
-  std::string_view raw;      // the whole record, tag included (copied verbatim on output)
-  size_t offset = 0;         // of the tag in the file
-};
-
-// Reads the fields of one message in order. `where` names the file (and the message) and
-// `base_offset` is the message's position in the file, so errors point at file bytes.
-class WireReader {
- public:
-  WireReader(std::string_view data, std::string where, size_t base_offset)
-      : data_(data), where_(std::move(where)), base_(base_offset) {}
-
-  bool next(Field& f) {
-    if (pos_ == data_.size()) return false;
-    const size_t start = pos_;
-    f.offset = base_ + start;
-    const uint64_t tag = varint();
-    const auto wire = static_cast<uint32_t>(tag & 7);
-    const uint64_t number = tag >> 3;
-    PAJAMA_CHECK_AS(DataError, number >= 1 && number <= 536870911u, where_, ": byte ", f.offset,
-                    ": invalid field number ", number, " (corrupt file?)");
-    f.number = static_cast<uint32_t>(number);
-    switch (wire) {
-      case 0:
-        f.wire = Wire::kVarint;
-        f.varint = varint();
-        f.payload = {};
-        break;
-      case 1:
-      case 5: {
-        f.wire = wire == 1 ? Wire::kI64 : Wire::kI32;
-        const size_t n = wire == 1 ? 8 : 4;
-        need(n, f);
-        f.payload = data_.substr(pos_, n);
-        pos_ += n;
-        break;
-      }
-      case 2: {
-        f.wire = Wire::kLen;
-        const uint64_t n = varint();
-        need(n, f);
-        f.payload = data_.substr(pos_, static_cast<size_t>(n));
-        pos_ += static_cast<size_t>(n);
-        break;
-      }
-      default:
-        // 3/4 are protobuf's deprecated groups (never in a SentencePiece model), 6/7 do not exist.
-        PAJAMA_FAIL_AS(DataError, where_, ": byte ", f.offset, ": field ", number, " has wire type ", wire,
-                       wire == 3 || wire == 4 ? " (group), which a SentencePiece model never uses"
-                                              : ", which protobuf does not define",
-                       " (corrupt file, or not a .model file?)");
-    }
-    f.raw = data_.substr(start, pos_ - start);
-    return true;
-  }
-
-  // Where the payload of `f` (a kLen field read by this reader) starts in the file.
-  size_t payload_offset(const Field& f) const {
-    return base_ + static_cast<size_t>(f.payload.data() - data_.data());
-  }
-
- private:
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      PAJAMA_CHECK_AS(DataError, pos_ < data_.size(), where_, ": truncated at byte ", base_ + pos_,
-                      ": a varint runs past the end", truncated_hint());
-      const auto b = static_cast<uint8_t>(data_[pos_++]);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return v;
-    }
-    PAJAMA_FAIL_AS(DataError, where_, ": byte ", base_ + pos_, ": a varint longer than 10 bytes (corrupt file?)");
-  }
-
-  void need(uint64_t n, const Field& f) const {
-    PAJAMA_CHECK_AS(DataError, n <= data_.size() - pos_, where_, ": truncated: field ", f.number, " at byte ",
-                    f.offset, " needs ", n, " bytes but only ", data_.size() - pos_, " remain", truncated_hint());
-  }
-
-  const char* truncated_hint() const { return " (an incomplete download or copy?)"; }
-
-  std::string_view data_;
-  std::string where_;
-  size_t base_ = 0;
-  size_t pos_ = 0;
-};
-
-void expect_wire(const Field& f, Wire want, const std::string& where, const char* name) {
-  PAJAMA_CHECK_AS(DataError, f.wire == want, where, ": byte ", f.offset, ": field ", f.number, " (", name,
-                  ") has wire type ", wire_name(f.wire), ", expected ", wire_name(want), " (corrupt file?)");
-}
+using protobuf::WireReader;
 
 // A model split into its top-level fields, with what the merge needs decoded.
 struct ParsedModel {
