@@ -69,86 +69,100 @@ void bind_dataset(ConfigBinder& b, DatasetSpec& d) {
   b.field("name", d.name);
 }
 
+void bind_run(ConfigBinder& b, RunConfig& c) {
+  b.field("name", c.name);
+  b.field("output_dir", c.output_dir);
+  b.field("seed", c.seed);
+}
+
+void bind_train(ConfigBinder& b, TrainLoopConfig& c) {
+  b.field("max_steps", c.max_steps);
+  b.field("micro_batch_size", c.micro_batch_size);
+  b.field("global_batch_size", c.global_batch_size);
+  b.field("seq_len", c.seq_len);
+  b.field("grad_clip", c.grad_clip);
+  b.field("device", c.device);
+  b.field("dtype", c.dtype);
+  b.field("threads", c.threads);
+  b.field("activation_checkpointing", c.activation_checkpointing);
+  b.field("loss_chunk_tokens", c.loss_chunk_tokens);
+  b.field("z_loss", c.z_loss);
+  b.field("trainable", c.trainable);
+  b.field("nonfinite", c.nonfinite);
+  b.field("max_consecutive_skips", c.max_consecutive_skips);
+  b.field("spike_factor", c.spike_factor);
+}
+
+void bind_data(ConfigBinder& b, DataConfig& c) {
+  b.field("source", c.source);
+  b.list<DatasetSpec>("datasets", c.datasets, bind_dataset);
+  b.list<DatasetSpec>("valid_datasets", c.valid_datasets, bind_dataset);
+  b.field("valid_fraction", c.valid_fraction);
+  b.field("tokenizer", c.tokenizer);
+}
+
+void bind_parallel(ConfigBinder& b, ZeroConfig& zero, CommConfig& comm) {
+  b.field("zero_stage", zero.stage);
+  b.field("reduce_bucket_size", zero.reduce_bucket_size);
+  b.field("allgather_bucket_size", zero.allgather_bucket_size);
+  b.field("overlap_comm", zero.overlap_comm);
+  b.field("reduce_dtype", zero.reduce_dtype);
+  b.field("timeout_s", comm.timeout_s);
+  b.field("first_step_timeout_s", comm.first_step_timeout_s);
+}
+
+void bind_checkpoint(ConfigBinder& b, CheckpointConfig& c) {
+  b.field("every_steps", c.every_steps);
+  b.field("keep_last", c.keep_last);
+  b.field("keep_every", c.keep_every);
+  b.field("resume", c.resume);
+  b.field("save_final", c.save_final);
+  b.field("async", c.async);
+  b.field("io_timeout_s", c.io_timeout_s);
+}
+
+void bind_log(ConfigBinder& b, LogConfig& c) {
+  b.field("every_steps", c.every_steps);
+  // A number, or `auto` (the same as 0): a known GPU's dense bf16 peak.
+  std::string peak = "auto";
+  if (c.peak_flops != 0) {
+    char buf[32];
+    peak.assign(buf, std::to_chars(buf, buf + sizeof buf, c.peak_flops).ptr);  // shortest exact form
+  }
+  b.field("peak_flops", peak);
+  b.attribute("peak_flops", {&c.peak_flops});
+  if (!b.loading()) return;
+  if (peak == "auto") {
+    c.peak_flops = 0;
+    return;
+  }
+  size_t used = 0;
+  try {
+    c.peak_flops = std::stod(peak, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != peak.size() || peak.empty()) {
+    b.fail("peak_flops", "'" + peak + "' is neither a number of FLOP/s (e.g. 989e12) nor auto");
+  }
+}
+
+void bind_eval(ConfigBinder& b, EvalConfig& c) {
+  b.field("every_steps", c.every_steps);
+  b.field("batches", c.batches);
+}
+
+// The one map from YAML sections to the config structs.
 void bind_all(ConfigBinder& b, TrainConfig& c) {
-  b.section("run", [&](ConfigBinder& s) {
-    s.field("name", c.run.name);
-    s.field("output_dir", c.run.output_dir);
-    s.field("seed", c.run.seed);
-  });
+  b.section("run", [&](ConfigBinder& s) { bind_run(s, c.run); });
   b.section("model", [&](ConfigBinder& s) { bind_model(s, c.model); });
-  b.section("train", [&](ConfigBinder& s) {
-    s.field("max_steps", c.train.max_steps);
-    s.field("micro_batch_size", c.train.micro_batch_size);
-    s.field("global_batch_size", c.train.global_batch_size);
-    s.field("seq_len", c.train.seq_len);
-    s.field("grad_clip", c.train.grad_clip);
-    s.field("device", c.train.device);
-    s.field("dtype", c.train.dtype);
-    s.field("threads", c.train.threads);
-    s.field("activation_checkpointing", c.train.activation_checkpointing);
-    s.field("loss_chunk_tokens", c.train.loss_chunk_tokens);
-    s.field("z_loss", c.train.z_loss);
-    s.field("trainable", c.train.trainable);
-    s.field("nonfinite", c.train.nonfinite);
-    s.field("max_consecutive_skips", c.train.max_consecutive_skips);
-    s.field("spike_factor", c.train.spike_factor);
-  });
+  b.section("train", [&](ConfigBinder& s) { bind_train(s, c.train); });
   b.section("optim", [&](ConfigBinder& s) { bind_optim(s, c.lr, c.adamw); });
-  b.section("data", [&](ConfigBinder& s) {
-    s.field("source", c.data.source);
-    s.list<DatasetSpec>("datasets", c.data.datasets, bind_dataset);
-    s.list<DatasetSpec>("valid_datasets", c.data.valid_datasets, bind_dataset);
-    s.field("valid_fraction", c.data.valid_fraction);
-    s.field("tokenizer", c.data.tokenizer);
-  });
-  b.section("parallel", [&](ConfigBinder& s) {
-    s.field("zero_stage", c.zero.stage);
-    s.field("reduce_bucket_size", c.zero.reduce_bucket_size);
-    s.field("allgather_bucket_size", c.zero.allgather_bucket_size);
-    s.field("overlap_comm", c.zero.overlap_comm);
-    s.field("reduce_dtype", c.zero.reduce_dtype);
-    s.field("timeout_s", c.comm.timeout_s);
-    s.field("first_step_timeout_s", c.comm.first_step_timeout_s);
-  });
-  b.section("checkpoint", [&](ConfigBinder& s) {
-    s.field("every_steps", c.checkpoint.every_steps);
-    s.field("keep_last", c.checkpoint.keep_last);
-    s.field("keep_every", c.checkpoint.keep_every);
-    s.field("resume", c.checkpoint.resume);
-    s.field("save_final", c.checkpoint.save_final);
-    s.field("async", c.checkpoint.async);
-    s.field("io_timeout_s", c.checkpoint.io_timeout_s);
-  });
-  b.section("log", [&](ConfigBinder& s) {
-    s.field("every_steps", c.log.every_steps);
-    // A number, or `auto` (the same as 0): a known GPU's dense bf16 peak.
-    std::string peak = "auto";
-    if (c.log.peak_flops != 0) {
-      char buf[32];
-      peak.assign(buf, std::to_chars(buf, buf + sizeof buf, c.log.peak_flops).ptr);  // shortest exact form
-    }
-    s.field("peak_flops", peak);
-    s.attribute("peak_flops", {&c.log.peak_flops});
-    if (s.loading()) {
-      if (peak == "auto") {
-        c.log.peak_flops = 0;
-      } else {
-        size_t used = 0;
-        try {
-          c.log.peak_flops = std::stod(peak, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != peak.size() || peak.empty()) {
-          s.fail("peak_flops", "'" + peak + "' is neither a number of FLOP/s (e.g. 989e12) nor auto");
-        }
-      }
-    }
-  });
-  b.section("eval", [&](ConfigBinder& s) {
-    s.field("every_steps", c.eval.every_steps);
-    s.field("batches", c.eval.batches);
-  });
+  b.section("data", [&](ConfigBinder& s) { bind_data(s, c.data); });
+  b.section("parallel", [&](ConfigBinder& s) { bind_parallel(s, c.zero, c.comm); });
+  b.section("checkpoint", [&](ConfigBinder& s) { bind_checkpoint(s, c.checkpoint); });
+  b.section("log", [&](ConfigBinder& s) { bind_log(s, c.log); });
+  b.section("eval", [&](ConfigBinder& s) { bind_eval(s, c.eval); });
   b.finish();
 }
 

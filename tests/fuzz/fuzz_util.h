@@ -37,7 +37,7 @@
 #include "common/support.h"
 #include "core/error.h"
 
-namespace pajama::fuzz {
+namespace pajama::testing::fuzz {
 
 namespace fs = std::filesystem;
 
@@ -48,9 +48,9 @@ struct BadAccept : std::exception {
   const char* what() const noexcept override { return msg.c_str(); }
   std::string msg;
 };
-#define FUZZ_EXPECT(cond, ...)                                                   \
-  do {                                                                           \
-    if (!(cond)) throw ::pajama::fuzz::BadAccept(::pajama::str(__VA_ARGS__));    \
+#define FUZZ_EXPECT(cond, ...)                                                            \
+  do {                                                                                    \
+    if (!(cond)) throw ::pajama::testing::fuzz::BadAccept(::pajama::str(__VA_ARGS__)); \
   } while (0)
 
 inline uint64_t fuzz_seed(uint64_t fallback) {
@@ -286,4 +286,4 @@ struct Tally {
   }
 };
 
-}  // namespace pajama::fuzz
+}  // namespace pajama::testing::fuzz

@@ -18,7 +18,7 @@
 #include "trainer/checkpoint_layout.h"
 #include "trainer/train_config.h"
 
-namespace pajama::fuzz {
+namespace pajama::testing::fuzz {
 namespace {
 
 fs::path source_dir() { return testing::source_dir(); }
@@ -135,4 +135,4 @@ TEST(FuzzReaders, YamlConfig) {
 }
 
 }  // namespace
-}  // namespace pajama::fuzz
+}  // namespace pajama::testing::fuzz

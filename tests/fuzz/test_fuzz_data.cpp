@@ -17,7 +17,7 @@
 #include "data/tokenizer_trainer.h"
 #include "fuzz_util.h"
 
-namespace pajama::fuzz {
+namespace pajama::testing::fuzz {
 namespace {
 
 // Header fields of a .idx: version, dtype, counts, then per-sequence arrays.
@@ -220,4 +220,4 @@ TEST(FuzzReaders, SentencePieceModel) {
 }
 
 }  // namespace
-}  // namespace pajama::fuzz
+}  // namespace pajama::testing::fuzz

@@ -18,7 +18,7 @@
 #include "model/llama_config.h"
 #include "model/safetensors.h"
 
-namespace pajama::fuzz {
+namespace pajama::testing::fuzz {
 namespace {
 
 using nlohmann::json;
@@ -151,4 +151,4 @@ TEST(FuzzReaders, HfConfigJson) {
 }
 
 }  // namespace
-}  // namespace pajama::fuzz
+}  // namespace pajama::testing::fuzz
