@@ -53,11 +53,11 @@ bool WireReader::next(Field& f) {
       break;
     }
     default:
-      // 3/4 are protobuf's deprecated groups (never in a SentencePiece model), 6/7 do not exist.
+      // 3/4 are protobuf's deprecated groups (the messages pajama reads have none), 6/7 do not exist.
       PAJAMA_FAIL_AS(DataError, where_, ": byte ", f.offset, ": field ", number, " has wire type ", wire,
-                     wire == 3 || wire == 4 ? " (group), which a SentencePiece model never uses"
+                     wire == 3 || wire == 4 ? " (a group, which this message does not use)"
                                             : ", which protobuf does not define",
-                     " (corrupt file, or not a .model file?)");
+                     " (corrupt file, or not the expected kind of file?)");
   }
   f.raw = data_.substr(start, pos_ - start);
   return true;

@@ -57,8 +57,7 @@ void print_checkpoint_plan(const pajama::TrainConfig& cfg, int64_t n, const std:
 }
 
 void print_fit(const pajama::TrainConfig& cfg, int64_t n, const std::string& dtype, const pajama::MemoryPlan& plan,
-               double device_memory_gib) {
-  const auto device = static_cast<int64_t>(device_memory_gib * 1024.0 * 1024.0 * 1024.0);
+               int64_t device) {
   const pajama::FitAdvice advice = pajama::advise_fit(cfg, n, dtype, device);
   std::printf("fits: %s (%s of %s)\n", advice.fits ? "yes" : "no",
               pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str(),
@@ -67,7 +66,8 @@ void print_fit(const pajama::TrainConfig& cfg, int64_t n, const std::string& dty
   for (const auto& r : advice.remedies) std::printf("  would fit with: %s\n", r.c_str());
 }
 
-void print_json(const pajama::TrainConfig& cfg, int64_t ranks, const std::string& dtype, const InfoOptions& o) {
+// `device`: --device-memory in bytes, 0 for no fit check.
+void print_json(const pajama::TrainConfig& cfg, int64_t ranks, const std::string& dtype, int64_t device) {
   const pajama::LlamaConfig& m = cfg.model.llama;
   const int64_t trainable = pajama::trainable_numel(cfg);
   const pajama::MemoryPlan plan = pajama::plan_memory(cfg, ranks, dtype);
@@ -101,8 +101,7 @@ void print_json(const pajama::TrainConfig& cfg, int64_t ranks, const std::string
                      {"kept", ck.kept},
                      {"snapshot_rank0_bytes", ck.snapshot_rank0_bytes},
                      {"snapshot_rank_bytes", ck.snapshot_rank_bytes}};
-  if (o.device_memory_gib > 0) {
-    const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
+  if (device > 0) {
     const pajama::FitAdvice advice = pajama::advise_fit(cfg, ranks, dtype, device);
     j["fit"] = {{"device_bytes", device}, {"fits", advice.fits}, {"reason", advice.reason}, {"remedies", advice.remedies}};
   }
@@ -114,8 +113,9 @@ void run_info(const InfoOptions& o) {
   PAJAMA_CHECK_AS(pajama::ConfigError, o.device_memory_gib >= 0, "--device-memory must be >= 0 GiB, got ",
                   o.device_memory_gib);
   const pajama::TrainConfig cfg = pajama::load_train_config(o.config, o.overrides);
+  const auto device = static_cast<int64_t>(o.device_memory_gib * 1024.0 * 1024.0 * 1024.0);
   if (o.json) {
-    print_json(cfg, o.ranks, planned_dtype(cfg), o);
+    print_json(cfg, o.ranks, planned_dtype(cfg), device);
     return;
   }
   const pajama::LlamaConfig& m = cfg.model.llama;
@@ -158,7 +158,7 @@ void run_info(const InfoOptions& o) {
   }
   std::printf("peak memory per rank: %s\n", pajama::format_gib(static_cast<double>(plan.peak_bytes)).c_str());
   print_checkpoint_plan(cfg, n, dtype);
-  if (o.device_memory_gib > 0) print_fit(cfg, n, dtype, plan, o.device_memory_gib);
+  if (device > 0) print_fit(cfg, n, dtype, plan, device);
 }
 
 void register_info(CLI::App& app) {

@@ -54,6 +54,7 @@ class HfConfigJson {
  public:
   HfConfigJson(const json& j, const std::string& file) : j_(j), file_(file) {}
 
+  const std::string& file() const { return file_; }
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
   // The value of `key`, or `fallback` when absent or null. Integers are checked for type
   // and range: nlohmann converts 1.5 or 2^64 - 1 to an int64 silently (truncated,
@@ -111,7 +112,7 @@ class HfConfigJson {
   const std::string& file_;
 };
 
-LlamaConfig llama_config_from(const HfConfigJson& j, const std::string& file) {
+LlamaConfig llama_config_from(const HfConfigJson& j) {
   LlamaConfig c;
   c.vocab_size = j.get_or("vocab_size", int64_t{32000});
   c.vocab_multiple_of = j.get_or("pajama_vocab_multiple_of", int64_t{1});
@@ -127,7 +128,7 @@ LlamaConfig llama_config_from(const HfConfigJson& j, const std::string& file) {
   c.rope_theta = j.rope_theta(j.get_or("rope_theta", 10000.0));
   if (j.has("head_dim") && c.n_heads > 0) {
     const auto head_dim = j.get_or("head_dim", int64_t{0});
-    PAJAMA_CHECK_AS(ConfigError, head_dim * c.n_heads == c.dim, file, ": head_dim ", head_dim,
+    PAJAMA_CHECK_AS(ConfigError, head_dim * c.n_heads == c.dim, j.file(), ": head_dim ", head_dim,
                     " != hidden_size / num_attention_heads = ", c.dim, " / ", c.n_heads,
                     "; decoupled head dimensions are not supported");
   }
@@ -150,7 +151,7 @@ LlamaConfig read_hf_config(const fs::path& dir) {
   try {
     const HfConfigJson config(j, file);
     config.check_llama_family();
-    LlamaConfig c = llama_config_from(config, file);
+    LlamaConfig c = llama_config_from(config);
     c.validate();
     return c;
   } catch (const json::exception& e) {
